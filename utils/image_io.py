@@ -1,0 +1,115 @@
+"""Image reading and atomic writing shared by predict.py, eval.py, train.py and the datasets.
+
+Images are handled as float32 numpy arrays in [0, 1], HWC, RGB order (OpenCV's BGR is
+converted at the boundary so nothing else in the project has to think about it).
+"""
+import os
+import tempfile
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, unreadable or corrupt. The message names the file."""
+
+
+def is_image_file(path):
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _to_float(img, path):
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    if img.dtype in (np.float32, np.float64):
+        return np.clip(img.astype(np.float32), 0.0, 1.0)
+    raise ImageReadError(f'{path}: unsupported pixel type {img.dtype}; save it as 8- or 16-bit PNG/JPEG')
+
+
+def read_image(path, mode='rgb'):
+    """Read an image file as float32 in [0, 1].
+
+    mode='rgb': (H, W, 3); grayscale is repeated to 3 channels, an alpha channel is dropped.
+    mode='gray': (H, W); a colour image is converted to luma, an RGBA image keeps its alpha
+        channel when the colour channels carry no information (alpha mattes saved as RGBA).
+    mode='rgba': (H, W, 4); images without alpha get an opaque alpha.
+    8-bit and 16-bit files are both accepted.
+    """
+    if not os.path.isfile(path):
+        raise ImageReadError(f'{path}: no such file; check the path')
+    data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise ImageReadError(f'{path}: not a readable image (corrupt or unsupported format); '
+                             f're-save it as PNG or JPEG')
+    img = _to_float(img, path)
+    if img.ndim == 2:
+        gray, alpha = img, None
+        rgb = np.repeat(img[:, :, None], 3, axis=2)
+    else:
+        channels = img.shape[2]
+        if channels == 1:
+            gray, alpha = img[:, :, 0], None
+            rgb = np.repeat(img, 3, axis=2)
+        elif channels in (3, 4):
+            rgb = img[:, :, 2::-1]
+            alpha = img[:, :, 3] if channels == 4 else None
+            gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+        else:
+            raise ImageReadError(f'{path}: {channels}-channel images are not supported; '
+                                 f'use gray, RGB or RGBA')
+    if mode == 'rgb':
+        return np.ascontiguousarray(rgb, dtype=np.float32)
+    if mode == 'gray':
+        if alpha is not None and float(np.ptp(gray)) == 0.0:
+            return np.ascontiguousarray(alpha, dtype=np.float32)
+        return np.ascontiguousarray(gray, dtype=np.float32)
+    if mode == 'rgba':
+        if alpha is None:
+            alpha = np.ones(rgb.shape[:2], np.float32)
+        return np.ascontiguousarray(np.dstack([rgb, alpha]), dtype=np.float32)
+    raise ValueError(f"mode must be 'rgb', 'gray' or 'rgba', got {mode!r}")
+
+
+def to_uint8(img):
+    """float [0, 1] -> uint8 with rounding (not truncation, which biases dark)."""
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def atomic_write_bytes(path, data):
+    """Write bytes to `path` so that readers never see a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp_', suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def encode_image(img, ext='.png'):
+    """float [0,1] HW / HWC(RGB|RGBA) or uint8 -> encoded bytes (`ext` picks the format)."""
+    if img.dtype != np.uint8:
+        img = to_uint8(img)
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = img[:, :, ::-1]
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, [2, 1, 0, 3]]
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(img))
+    if not ok:
+        raise RuntimeError('OpenCV could not encode the image')
+    return buf.tobytes()
+
+
+def write_image(path, img):
+    """Write a float [0, 1] (or uint8) gray/RGB/RGBA image atomically; format from the extension."""
+    ext = os.path.splitext(path)[1].lower() or '.png'
+    atomic_write_bytes(path, encode_image(img, ext))
