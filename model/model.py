@@ -104,9 +104,14 @@ class MattingRefine(MattingBase):
     def forward(self, src, bgr):
         if paddle.in_dynamic_mode():
             check_inputs(src, bgr, multiple=4)
-        H, W = src.shape[2], src.shape[3]
         # As torch's interpolate(scale_factor, recompute_scale_factor=True): floor(size * scale).
-        size_sm = [int(math.floor(H * self.backbone_scale)), int(math.floor(W * self.backbone_scale))]
+        if paddle.in_dynamic_mode():
+            H, W = src.shape[2], src.shape[3]
+            size_sm = [int(math.floor(H * self.backbone_scale)), int(math.floor(W * self.backbone_scale))]
+        else:
+            # float -> int casts truncate, which is floor for these positive sizes
+            hw = (paddle.shape(src)[2:4].astype('float64') * self.backbone_scale).astype('int32')
+            size_sm = [hw[0], hw[1]]
         src_sm = F.interpolate(src, size=size_sm, mode='bilinear', align_corners=False)
         bgr_sm = F.interpolate(bgr, size=size_sm, mode='bilinear', align_corners=False)
 

@@ -3,6 +3,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from .utils import batch_size, spatial_size
+
 REFINE_MODES = ('full', 'sampling', 'thresholding')
 
 
@@ -25,32 +27,45 @@ def crop_patches(x, idx, size, padding):
     window = size + 2 * padding
     x = x.transpose([0, 2, 3, 1])  # channels last: each gathered pixel is one contiguous row
     offsets = paddle.arange(window, dtype=idx.dtype)
-    num = idx.shape[0]
-    b = idx[:, 0].reshape([-1, 1, 1]).expand([num, window, window])
-    rows = (idx[:, 1:2] * size + offsets).reshape([-1, window, 1]).expand([num, window, window])
-    cols = (idx[:, 2:3] * size + offsets).reshape([-1, 1, window]).expand([num, window, window])
+    zeros = paddle.zeros([1, window, window], dtype=idx.dtype)
+    # (P, w, w) index planes by broadcasting (b, row, col) against the window offsets.
+    b = idx[:, 0].reshape([-1, 1, 1]) + zeros
+    rows = (idx[:, 1:2] * size + offsets).reshape([-1, window, 1]) + zeros
+    cols = (idx[:, 2:3] * size + offsets).reshape([-1, 1, window]) + zeros
     patches = paddle.gather_nd(x, paddle.stack([b, rows, cols], axis=-1))  # (P, w, w, C)
     return patches.transpose([0, 3, 1, 2])
 
 
-def replace_patches(x, patches, idx):
+def replace_patches(x, patches, idx, spare_row=False):
     """Write patches back into an image with a scatter.
 
     Args:
-        x: image (B, C, H, W), H and W divisible by the patch size.
+        x: image (B, C, H, W), H and W divisible by the patch size p.
         patches: (P, C, p, p) replacement patches.
         idx: (P, 3) int64 patch locations (b, i, j) on the grid of stride p (unique).
+        spare_row: the last patch is a placeholder to be discarded (see `Refiner`); its index
+            is ignored and it is written to a spare row that is dropped afterwards.
     Returns:
         (B, C, H, W) with the selected patches replaced.
     """
-    B, C, H, W = x.shape
-    p = patches.shape[-1]
+    C, p = patches.shape[1], patches.shape[-1]
+    B, (H, W) = batch_size(x), spatial_size(x)
     hp, wp = H // p, W // p
-    # View the image as a list of patches (B * hp * wp, C, p, p), overwrite rows, view back.
-    x = x.reshape([B, C, hp, p, wp, p]).transpose([0, 2, 4, 1, 3, 5]).reshape([B * hp * wp, C, p, p])
+    # View the image as rows of patches (B * hp * wp, C * p * p) ordered (c, i, j) like
+    # patches.reshape([P, C * p * p]), overwrite the selected rows, and view it back.
+    grid = x.reshape([B, C, hp, p, wp, p]).transpose([0, 2, 4, 1, 3, 5])
+    flat = grid.reshape([-1, C * p * p])
     rows = (idx[:, 0] * hp + idx[:, 1]) * wp + idx[:, 2]
-    x = paddle.scatter(x, rows, patches, overwrite=True)
-    return x.reshape([B, hp, wp, C, p, p]).transpose([0, 3, 1, 4, 2, 5]).reshape([B, C, H, W])
+    updates = patches.reshape([-1, C * p * p])
+    if spare_row:
+        num_rows = paddle.shape(flat)[0:1].astype(rows.dtype)
+        rows = paddle.concat([rows[:-1], num_rows])
+        flat = paddle.concat([flat, paddle.zeros([1, C * p * p], flat.dtype)])
+    flat = paddle.scatter(flat, rows, updates, overwrite=True)
+    if spare_row:
+        flat = flat[:-1]
+    grid = flat.reshape([B, hp, wp, C, p, p]).transpose([0, 3, 1, 4, 2, 5])
+    return grid.reshape([B, C, H, W])
 
 
 class Refiner(nn.Layer):
@@ -107,33 +122,43 @@ class Refiner(nn.Layer):
         return self.conv4(x)
 
     def forward(self, src, bgr, pha, fgr, err, hid):
-        H, W = src.shape[2], src.shape[3]
+        H, W = spatial_size(src)
         half, quarter = [H // 2, W // 2], [H // 4, W // 4]
         src_bgr = paddle.concat([src, bgr], axis=1)
         coarse = paddle.concat([hid, pha, fgr], axis=1)
         if self.mode == 'full':
             return self._refine_full(src, src_bgr, coarse)
 
-        if list(err.shape[2:]) != quarter:
+        traced = not paddle.in_dynamic_mode()
+        if traced or spatial_size(err) != quarter:
             err = F.interpolate(err, size=quarter, mode='bilinear', align_corners=False)
         ref = self.select_refinement_regions(err)
         idx = paddle.nonzero(ref.squeeze(1))  # (P, 3): (b, i, j) of each selected 4x4 patch
         out = F.interpolate(paddle.concat([pha, fgr], axis=1), size=[H, W], mode='bilinear',
                             align_corners=False)
-        if idx.shape[0] > 0:
-            pad_half, pad_full = (3, 2) if self.kernel_size == 3 else (0, 0)
-            x = F.interpolate(coarse, size=half, mode='bilinear', align_corners=False)
-            y = F.interpolate(src_bgr, size=half, mode='bilinear', align_corners=False)
-            x = paddle.concat([crop_patches(x, idx, 2, pad_half), crop_patches(y, idx, 2, pad_half)], axis=1)
-            x = self._stage1(x)
-            # 4x4 (k=3) or 2x2 (k=1) -> twice the size, as the official nearest upsampling
-            x = F.interpolate(x, scale_factor=2, mode='nearest')
-            x = paddle.concat([x, crop_patches(src_bgr, idx, 4, pad_full)], axis=1)
-            out = replace_patches(out, self._stage2(x), idx)
+        if traced:
+            # A traced graph cannot skip the refinement when no patch is selected, and ops on
+            # empty batches are not safe in every inference backend: append one placeholder
+            # patch (location 0, 0, 0) whose result replace_patches discards.
+            idx = paddle.concat([idx, paddle.zeros([1, 3], idx.dtype)])
+        if traced or idx.shape[0] > 0:
+            out = self._refine_patches(coarse, src_bgr, out, idx, half, spare_row=traced)
         return out[:, :1], out[:, 1:], ref
 
+    def _refine_patches(self, coarse, src_bgr, out, idx, half, spare_row):
+        """Re-predict the patches at `idx` (P, 3) and write them into `out` (B, 4, H, W)."""
+        pad_half, pad_full = (3, 2) if self.kernel_size == 3 else (0, 0)
+        x = F.interpolate(coarse, size=half, mode='bilinear', align_corners=False)
+        y = F.interpolate(src_bgr, size=half, mode='bilinear', align_corners=False)
+        x = paddle.concat([crop_patches(x, idx, 2, pad_half), crop_patches(y, idx, 2, pad_half)], axis=1)
+        x = self._stage1(x)
+        # 4x4 (k=3) or 2x2 (k=1) -> twice the size, as the official nearest upsampling
+        x = F.interpolate(x, scale_factor=2, mode='nearest')
+        x = paddle.concat([x, crop_patches(src_bgr, idx, 4, pad_full)], axis=1)
+        return replace_patches(out, self._stage2(x), idx, spare_row)
+
     def _refine_full(self, src, src_bgr, coarse):
-        H, W = src.shape[2], src.shape[3]
+        H, W = spatial_size(src)
         half = [H // 2, W // 2]
         x = F.interpolate(coarse, size=half, mode='bilinear', align_corners=False)
         y = F.interpolate(src_bgr, size=half, mode='bilinear', align_corners=False)
@@ -145,19 +170,24 @@ class Refiner(nn.Layer):
         x = F.interpolate(x, scale_factor=2, mode='nearest')
         y = F.pad(src_bgr, [2] * 4) if self.kernel_size == 3 else src_bgr
         x = self._stage2(paddle.concat([x, y], axis=1))
-        ref = paddle.ones([src.shape[0], 1, H // 4, W // 4], dtype=src.dtype)
+        ref = paddle.ones([batch_size(src), 1, H // 4, W // 4], dtype=src.dtype)
         return x[:, :1], x[:, 1:], ref
 
     def select_refinement_regions(self, err):
         """err (B, 1, h, w) -> ref (B, 1, h, w) float, 1 where the patch is to be refined."""
         if self.mode == 'thresholding':
             return (err > self.threshold).astype(err.dtype)
-        b, _, h, w = err.shape
-        err = err.reshape([b, h * w])
-        # More patches than there are means refine all of them (the official code would fail).
-        k = min(self.sample_pixels // 16, h * w)
-        _, top = paddle.topk(err, k, axis=1, sorted=False)
-        ref = paddle.put_along_axis(paddle.zeros_like(err), top, 1.0, axis=1)
+        shape = paddle.shape(err)
+        flat = err.flatten(1)  # (B, h * w)
+        # Asking for more patches than there are refines all of them (the official code fails).
+        k = self.sample_pixels // 16
+        if paddle.in_dynamic_mode():
+            k = min(k, flat.shape[1])
+        else:
+            num = paddle.shape(flat)[1]
+            k = paddle.minimum(num, paddle.full([], k, num.dtype))
+        _, top = paddle.topk(flat, k, axis=1, sorted=False)
+        ref = paddle.put_along_axis(paddle.zeros_like(flat), top, 1.0, axis=1)
         if self.prevent_oversampling:
-            ref = ref * (err > 0).astype(err.dtype)
-        return ref.reshape([b, 1, h, w])
+            ref = ref * (flat > 0).astype(flat.dtype)
+        return paddle.reshape(ref, shape)
