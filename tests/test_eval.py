@@ -302,3 +302,30 @@ def test_model_evaluation_end_to_end_is_repeatable(dataset, tmp_path, random_wei
     for a, b in zip(rows, rescored):
         for metric in METRIC_NAMES:
             assert float(a[metric]) == pytest.approx(float(b[metric]), rel=1e-12)
+
+
+def test_trimap_dir_overrides_generated_trimaps(dataset, tmp_path):
+    samples = E.photomatte85_samples(dataset['fgr'])
+    write_gt_as_predictions(samples, str(tmp_path / 'pred'))
+    for sample in samples:
+        write_image(str(tmp_path / 'trimaps' / f'{sample.name}.png'), np.full((HEIGHT, WIDTH), 128, np.uint8))
+    result = E.evaluate_predictions(samples, str(tmp_path / 'pred'), trimap_dir=str(tmp_path / 'trimaps'),
+                                    log_dir=str(tmp_path / 'log'), progress=False, verbose=False)
+    assert all(r['unknown_pixels'] == 64 * 96 for r in result['rows'])
+    os.remove(tmp_path / 'trimaps' / 'c.png')
+    with pytest.raises(E.EvaluationError, match='no trimap'):
+        E.evaluate_predictions(samples, str(tmp_path / 'pred'), trimap_dir=str(tmp_path / 'trimaps'),
+                               log_dir=str(tmp_path / 'log'), progress=False, verbose=False)
+
+
+def test_folder_layout_datasets_are_composited_like_photomatte85(dataset, tmp_path):
+    samples = E.photomatte85_samples(dataset['fgr'])
+    write_gt_as_predictions(samples, str(tmp_path / 'gt'))
+    folder = E.folder_samples(str(tmp_path / 'gt'), require_fgr=True)
+    a = E.prepare_composites(samples, dataset['bgr'], str(tmp_path / 'c1'), config(), progress=False)
+    b = E.prepare_composites(folder, dataset['bgr'], str(tmp_path / 'c2'), config(), progress=False)
+    # Same names, same 8-bit content, same seed -> the same composites.
+    assert bench_files(a) == bench_files(b)
+    os.rename(tmp_path / 'gt' / 'fgr', tmp_path / 'gt' / 'nofgr')
+    with pytest.raises(E.EvaluationError, match='compositing needs the true foregrounds'):
+        E.folder_samples(str(tmp_path / 'gt'), require_fgr=True)
