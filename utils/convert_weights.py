@@ -19,6 +19,7 @@ import io
 import os
 import pickle
 import sys
+import warnings
 import zipfile
 
 import numpy as np
@@ -351,7 +352,10 @@ def build_model(weights, model_type=None, backbone=None, strict=True, **refine_o
             raise CheckpointError(f'{weights}: refiner has kernel size {config["refine_kernel_size"]}, '
                                   f'but {kernel} was requested')
         model = MattingRefine(config['backbone'], **refine_options)
-    missing, unexpected = model.set_state_dict(state)
+    with warnings.catch_warnings():
+        # Paddle warns once per entry it skips; we report missing entries ourselves below.
+        warnings.simplefilter('ignore', UserWarning)
+        missing, unexpected = model.set_state_dict(state)
     if unexpected or (missing and strict):
         raise CheckpointError(f'{weights}: could not load: missing {_describe(missing)}; '
                               f'unexpected {_describe(unexpected)}')
