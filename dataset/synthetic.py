@@ -141,23 +141,29 @@ def _over(img, alpha, color):
 
 
 def _soft_alpha(mask, sigma, edge, noise=None, noise_amp=0.0):
-    """Binary mask -> smooth organic anti-aliased alpha.
+    """Binary mask (uint8 0/255 or float 0/1) -> smooth organic anti-aliased alpha, (h, w) float32.
 
     Gaussian-blurring the mask rounds corners and merges nearby shapes; a steep ramp around
     the 0.5 level then turns the blurred field back into a shape whose edge is `edge` pixels
     wide (the slope of a blurred step at its middle is 1/(sqrt(2 pi) sigma), hence the
-    gain). Optional noise shifts the level set locally -- wispy, irregular edges; it is
-    weighted by b(1-b) so that it acts only near the edge and never creates islands far
-    from the shape. The blur is done at half resolution when it is wide, to save time.
+    gain). Optional noise (an (h, w) field, or fn(h, w) -> field for the box) shifts the level set locally -- wispy, irregular
+    edges; it is weighted by b(1-b) so that it acts only near the edge and never creates
+    islands far from the shape. Work is limited to the mask's bounding box (plus the blur's
+    reach) and wide blurs are done at half resolution, to save time.
     """
-    m = mask.astype(np.float32)
+    h, w = mask.shape
+    out = np.zeros((h, w), np.float32)
+    box = _bbox(mask, pad=int(3 * sigma + 2 * edge + 4))
+    if box is None:
+        return out
+    m = mask[box].astype(np.float32)
     if mask.dtype == np.uint8:
-        m /= 255.0
-    h, w = m.shape
-    if sigma >= 3 and min(h, w) >= 16:
-        small = cv2.resize(m, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        m *= np.float32(1 / 255)
+    bh, bw = m.shape
+    if sigma >= 3 and min(bh, bw) >= 16:
+        small = cv2.resize(m, (bw // 2, bh // 2), interpolation=cv2.INTER_AREA)
         small = cv2.GaussianBlur(small, (0, 0), sigma / 2)
-        b = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        b = cv2.resize(small, (bw, bh), interpolation=cv2.INTER_LINEAR)
     elif sigma > 0:
         b = cv2.GaussianBlur(m, (0, 0), sigma)
     else:
@@ -165,10 +171,12 @@ def _soft_alpha(mask, sigma, edge, noise=None, noise_amp=0.0):
     # A gain below 1 (edge wider than the blur allows) would lift alpha far from the shape
     # above 0; the blurred mask itself is then the softest possible edge.
     gain = max(1.0, math.sqrt(2 * math.pi) * max(sigma, 0.5) / max(edge, 0.3))
-    level = b - 0.5
+    level = b - np.float32(0.5)
     if noise is not None and noise_amp:
-        level = level + (4.0 * noise_amp) * noise * b * (1.0 - b)
-    return np.clip(level * gain + 0.5, 0.0, 1.0).astype(np.float32)
+        field = noise(bh, bw) if callable(noise) else noise[box]
+        level += np.float32(4.0 * noise_amp) * field * b * (1.0 - b)
+    out[box] = np.clip(level * np.float32(gain) + np.float32(0.5), 0.0, 1.0)
+    return out
 
 
 def _pts(points):
@@ -198,11 +206,12 @@ def _rotate_points(points, center, degrees):
 
 
 def _strands(rng, canvas, starts, directions, length, curl=0.15, gravity=0.0, intensity=(0.2, 0.9),
-             segments=8):
+             segments=8, bend=None):
     """Draw thin curved strands (hair, fur) as anti-aliased polylines on a uint8 canvas.
 
     Each strand starts at a point with a direction (radians), then bends by a random
-    curvature plus jitter at every segment, optionally pulled downwards (gravity).
+    curvature (or the given per-strand `bend`, radians per segment) plus jitter at every
+    segment, optionally pulled downwards (gravity).
     Intensity stands for sub-pixel thickness: a strand thinner than a pixel covers only a
     fraction of it, hence alpha < 1. Drawn in groups of rising intensity so that brighter
     strands win where they cross.
@@ -212,7 +221,7 @@ def _strands(rng, canvas, starts, directions, length, curl=0.15, gravity=0.0, in
         return canvas
     lengths = rng.uniform(length[0], length[1], n)
     step = lengths / segments
-    bend = rng.normal(0, curl, n)
+    bend = rng.normal(0, curl, n) if bend is None else np.asarray(bend, np.float64)
     theta = np.empty((n, segments))
     theta[:, 0] = directions
     for k in range(1, segments):
@@ -499,7 +508,8 @@ def _outdoor(rng, h, w):
             r = rng.uniform(0.05, 0.2) * h
             _ellipse(trees, (rng.uniform(0, w), hy - r * 0.6), (r, r * 1.2), 0)
         leaf = _hsv(rng.uniform(70, 140), rng.uniform(0.3, 0.8), rng.uniform(0.15, 0.5))
-        edge_noise = fractal_noise(rng, h, w, base=24, octaves=2)
+        def edge_noise(bh, bw):
+            return fractal_noise(rng, bh, bw, base=24, octaves=2)
 
         def foliage(box):
             bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
@@ -509,31 +519,33 @@ def _outdoor(rng, h, w):
 
 
 def _studio(rng, h, w):
-    """Backdrop with a radial light falloff, blurred shapes and bokeh discs."""
-    yy, xx = np.ogrid[0:h, 0:w]
-    c = (rng.uniform(0.2, 0.8) * w, rng.uniform(0.1, 0.6) * h)
-    r = np.sqrt(((xx - c[0]) ** 2 + (yy - c[1]) ** 2).astype(np.float32)) / max(h, w)
+    """Backdrop with a radial light falloff, out-of-focus shapes and bokeh discs."""
+    # Everything but the bokeh ends up blurred: draw it at quarter size, upsample once.
+    f = 4
+    sh, sw = max(2, h // f), max(2, w // f)
+    yy, xx = np.ogrid[0:sh, 0:sw]
+    c = (rng.uniform(0.2, 0.8) * sw, rng.uniform(0.1, 0.6) * sh)
+    r = np.sqrt(((xx - c[0]) ** 2 + (yy - c[1]) ** 2).astype(np.float32)) / max(sh, sw)
     t = np.clip(r * rng.uniform(0.8, 2.0), 0, 1)
     img = _colorize(1 - t, _random_color(rng, (0, 0.6), (0.5, 1.0))) + _colorize(t, _random_color(rng, (0, 0.6), (0.05, 0.5)))
-    for _ in range(int(rng.integers(2, 8))):  # out-of-focus objects: drawn, then all blurred
-        col = (img[int(rng.uniform(0, h)), int(rng.uniform(0, w))] * 0.4 + _random_color(rng) * 0.6).tolist()
+    for _ in range(int(rng.integers(2, 8))):
+        col = (img[int(rng.uniform(0, sh)), int(rng.uniform(0, sw))] * 0.4 + _random_color(rng) * 0.6).tolist()
         if rng.random() < 0.5:
-            cv2.rectangle(img, (int(rng.uniform(0, w)), int(rng.uniform(0, h))),
-                          (int(rng.uniform(0, w)), int(rng.uniform(0, h))), col, -1)
+            cv2.rectangle(img, (int(rng.uniform(0, sw)), int(rng.uniform(0, sh))),
+                          (int(rng.uniform(0, sw)), int(rng.uniform(0, sh))), col, -1)
         else:
-            _ellipse(img, (rng.uniform(0, w), rng.uniform(0, h)),
-                     (rng.uniform(0.03, 0.3) * w, rng.uniform(0.03, 0.3) * h), rng.uniform(0, 180), col)
-    f = 4  # the blur is wide: do it at quarter size
-    small = cv2.resize(img, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), max(0.5, rng.uniform(0.005, 0.03) * max(h, w) / f))
-    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    # Bokeh: out-of-focus point lights are bright discs.
-    bokeh = np.zeros((h, w, 3), np.float32)
+            _ellipse(img, (rng.uniform(0, sw), rng.uniform(0, sh)),
+                     (rng.uniform(0.03, 0.3) * sw, rng.uniform(0.03, 0.3) * sh), rng.uniform(0, 180), col)
+    img = cv2.GaussianBlur(img, (0, 0), max(0.5, rng.uniform(0.005, 0.03) * max(sh, sw)))
+    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    # Bokeh: out-of-focus point lights are bright discs, sharp-edged at full size.
     for _ in range(int(rng.integers(0, 25))):
         rad = rng.uniform(0.01, 0.05) * max(h, w)
-        col = (_random_color(rng, (0.2, 0.8), (0.5, 1.0)) * rng.uniform(0.2, 0.6)).tolist()
-        _ellipse(bokeh, (rng.uniform(0, w), rng.uniform(0, h)), (rad, rad), 0, col, line=cv2.LINE_AA)
-    return img + bokeh
+        col = (_random_color(rng, (0.2, 0.8), (0.5, 1.0)) * rng.uniform(0.2, 0.6)).astype(np.float32)
+        disc = np.zeros((h, w), np.float32)
+        _ellipse(disc, (rng.uniform(0, w), rng.uniform(0, h)), (rad, rad), 0, 1.0, line=cv2.LINE_AA)
+        _over(img, disc, lambda box, col=col: img[box] + col)  # light adds up
+    return img
 
 
 def _background(rng, h, w):
@@ -607,10 +619,13 @@ class _Layers:
             fill = weight * bp / _c3(np.maximum(ba, 1e-6)) + (1 - weight) * fill
         fill = cv2.resize(np.clip(fill, 0, 1).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         # (premul + e * fill) / (a + e): premul / a wherever alpha is visible (relative error
-        # below 0.3 % even at alpha = 1/255), exactly `fill` where alpha is 0; one pass.
-        eps = np.float32(1e-5)
-        fgr = (self.premul + eps * fill) / _c3(a + eps)
-        return a, np.clip(fgr, 0, 1)
+        # below 0.3 % even at alpha = 1/255), exactly `fill` where alpha is 0; one pass over
+        # the subject's bounding box.
+        box = _bbox(a)
+        if box is not None:
+            eps = np.float32(1e-5)
+            fill[box] = np.clip((self.premul[box] + eps * fill[box]) / _c3(a[box] + eps), 0, 1)
+        return a, fill
 
 
 def _shade(rng, solid, unit):
@@ -705,11 +720,13 @@ def _person(rng, h, w, layers, bgr):
     solid = np.maximum(body, skin_mask)
 
     # Hair: a mass over the top of the head (all of it seen from behind), maybe long hair
-    # to the shoulders, a wispy noisy edge and flyaway strands.
-    if rng.random() < 0.9:
+    # to the shoulders, a wispy noisy edge and strands in locks.
+    if back_view or rng.random() < 0.9:
+        style = rng.choice(['straight', 'wavy', 'curly'], p=[0.45, 0.35, 0.2])
+        volume = rng.uniform(1.05, 1.25) if style != 'curly' else rng.uniform(1.25, 1.6)
         hair_mask = np.zeros((h, w), np.uint8)
-        _ellipse(hair_mask, head_c - [0, 0.06 * head_ry],
-                 (head_rx * rng.uniform(1.05, 1.25), head_ry * rng.uniform(1.0, 1.12)), angle)
+        _ellipse(hair_mask, head_c - [0, 0.06 * head_ry * volume],
+                 (head_rx * volume, head_ry * rng.uniform(1.0, 1.12) * min(volume, 1.3)), angle)
         if not back_view:  # cut out the face below a hairline (bangs hang a bit lower)
             face = np.zeros((h, w), np.uint8)
             fy = head_c[1] - rng.uniform(0.2, 0.55) * head_ry
@@ -720,23 +737,36 @@ def _person(rng, h, w, layers, bgr):
             length = rng.uniform(0.2, 0.6) * unit
             for side in (-1, 1):
                 x_in = head_c[0] + side * head_rx * 0.75
-                x_out = head_c[0] + side * head_rx * rng.uniform(1.1, 1.5)
+                x_out = head_c[0] + side * head_rx * rng.uniform(1.1, 1.5) * volume
                 _fill_poly(hair_mask, [(x_in, head_c[1] - 0.3 * head_ry), (x_out, head_c[1]),
-                                       (x_out + side * 0.03 * unit, head_c[1] + length),
+                                       (x_out + side * rng.uniform(-0.02, 0.06) * unit, head_c[1] + length),
                                        (x_in, head_c[1] + length * rng.uniform(0.8, 1.0))])
-        noise = fractal_noise(rng, h, w, base=max(4, int(max(h, w) / 12)), octaves=2)
-        hair_alpha = _soft_alpha(hair_mask, 0.01 * unit, rng.uniform(1.5, 4.0), noise, rng.uniform(0.1, 0.3))
-        count = int(rng.integers(60, 400) * max(1.0, unit / 400))
-        starts = _contour_points(hair_mask, rng, count)
+
+        def noise(bh, bw):  # fine noise at a fixed pixel scale (~12 px cells)
+            return fractal_noise(rng, bh, bw, base=max(2, int(max(bh, bw) / 12)), octaves=2)
+        fuzz = rng.uniform(0.1, 0.3) if style != 'curly' else rng.uniform(0.3, 0.5)
+        hair_alpha = _soft_alpha(hair_mask, 0.01 * unit, rng.uniform(1.5, 4.0), noise, fuzz)
+        # Locks: a few strands start close together, leave in one direction and bend alike.
+        per_lock = int(rng.integers(2, 7))
+        locks = max(1, int(rng.integers(20, 120) * max(1.0, unit / 400)))
+        starts = _contour_points(hair_mask, rng, locks)
         if len(starts):
-            # Strands leave the hair outward, curl, and hang down (more so when long).
             out = starts - head_c
-            dirs = np.arctan2(out[:, 1], out[:, 0]) + rng.normal(0, 0.6, len(starts))
+            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-6
+            down = 0.8 if long_hair else 0.3  # hair falls: tilt the outward direction down
+            dirs = np.arctan2(out[:, 1] + down, out[:, 0]) + rng.normal(0, 0.35, len(starts))
+            curl = {'straight': 0.06, 'wavy': 0.15, 'curly': 0.45}[style]
+            bend = rng.normal(0, curl, len(starts))
+            starts = np.repeat(starts, per_lock, 0) + rng.normal(0, 0.004 * unit + 0.5, (len(starts) * per_lock, 2))
+            dirs = np.repeat(dirs, per_lock) + rng.normal(0, 0.12, len(starts))
+            bend = np.repeat(bend, per_lock) + rng.normal(0, curl * 0.3, len(starts))
+            longest = rng.uniform(0.05, 0.18) * unit if style != 'curly' else rng.uniform(0.03, 0.08) * unit
             strands = np.zeros((h, w), np.uint8)
-            _strands(rng, strands, starts, dirs, (0.01 * unit, rng.uniform(0.04, 0.15) * unit), curl=0.12,
-                     gravity=0.15 if long_hair else 0.04, intensity=(0.15, 0.85))
+            _strands(rng, strands, starts, dirs, (0.01 * unit, longest), curl=curl,
+                     gravity=0.2 if long_hair else 0.06, intensity=(0.15, 0.85), bend=bend,
+                     segments=12 if style == 'curly' else 8)
             hair_alpha = np.maximum(hair_alpha, strands.astype(np.float32) / 255)
-        color = np.clip(_HAIR_COLORS[rng.integers(len(_HAIR_COLORS))] * rng.uniform(0.85, 1.15, 3), 0, 1)
+        color = np.clip(_HAIR_COLORS[rng.integers(len(_HAIR_COLORS))] * rng.uniform(0.97, 1.03, 3) * rng.uniform(0.85, 1.15), 0, 1)
         hair_seed = rng.integers(2 ** 63)
         layers.add(hair_alpha, lambda box: _hair_texture(np.random.default_rng(hair_seed), box[0].stop - box[0].start,
                                                           box[1].stop - box[1].start, color.astype(np.float32)))
@@ -745,8 +775,8 @@ def _person(rng, h, w, layers, bgr):
     # Accessories: glasses, a veil/scarf, a glass in hand.
     if not back_view and rng.random() < 0.2:
         _glasses(rng, layers, head_c, head_rx, head_ry, angle)
-    if rng.random() < 0.2:
-        _veil(rng, layers, head_c, head_rx, head_ry, unit)
+    if rng.random() < 0.12:
+        _veil(rng, layers, head_c, head_rx, head_ry, unit, sh_y)
     if rng.random() < 0.15:
         pos = hands[0] if hands else np.array([cx + rng.choice([-1, 1]) * sw * rng.uniform(0.9, 1.4),
                                                sh_y + rng.uniform(0.2, 0.6) * unit])
@@ -783,16 +813,26 @@ def _glasses(rng, layers, c, rx, ry, angle):
     layers.add(alpha, _random_color(rng, (0, 0.5), (0.05, 0.6)))
 
 
-def _veil(rng, layers, c, rx, ry, unit):
-    """A sheer fabric draped from the head or shoulder: partial alpha over the background."""
+def _veil(rng, layers, c, rx, ry, unit, neck_y):
+    """Sheer fabric: a veil over the head falling to the shoulders, or a scarf hanging from
+    the neck. Partial alpha (often with lace holes) over both the body and the background."""
     h, w = layers.alpha.shape
     m = np.zeros((h, w), np.uint8)
-    side = rng.choice([-1, 1])
-    top = c + [side * rx * 0.5, -ry * 0.6]
-    _fill_poly(m, [top, top + [side * rng.uniform(0.3, 0.6) * unit, rng.uniform(0.3, 0.9) * unit],
-                   top + [side * rng.uniform(-0.1, 0.2) * unit, rng.uniform(0.5, 1.0) * unit],
-                   top - [side * rx, -ry * 0.2]])
-    a = _soft_alpha(m, 0.02 * unit, rng.uniform(1.0, 3.0))
+    if rng.random() < 0.5:  # veil
+        grow = rng.uniform(1.15, 1.4)
+        _ellipse(m, c - [0, 0.1 * ry], (rx * grow, ry * grow), 0)
+        length = rng.uniform(0.3, 0.7) * unit
+        spread = rng.uniform(0.0, 0.15) * unit
+        _fill_poly(m, [(c[0] - rx * grow, c[1]), (c[0] + rx * grow, c[1]),
+                       (c[0] + rx * grow + spread, c[1] + length), (c[0] - rx * grow - spread, c[1] + length)])
+    else:  # scarf
+        side = rng.choice([-1, 1])
+        top = np.array([c[0] + side * rx * rng.uniform(0.2, 0.9), neck_y - 0.03 * unit])
+        width, length = rng.uniform(0.08, 0.18) * unit, rng.uniform(0.3, 0.8) * unit
+        lean = side * rng.uniform(-0.05, 0.2) * unit
+        _fill_poly(m, [top - [width / 2, 0], top + [width / 2, 0], top + [width / 2 + lean, length],
+                       top + [-width / 2 + lean, length]])
+    a = _soft_alpha(m, 0.015 * unit, rng.uniform(1.0, 3.0))
     box = _bbox(a)
     if box is None:
         return
@@ -800,7 +840,7 @@ def _veil(rng, layers, c, rx, ry, unit):
     weave = 0.85 + 0.15 * np.clip(fractal_noise(rng, bh, bw, base=8, octaves=3), -1, 1)
     if rng.random() < 0.4:  # lace: a pattern of holes
         weave *= 0.35 + 0.65 * _pattern(rng, bh, bw, unit)
-    a[box] *= rng.uniform(0.2, 0.65) * weave
+    a[box] *= rng.uniform(0.2, 0.7) * weave
     layers.add(a, _fabric(rng, unit))
 
 
