@@ -417,6 +417,51 @@ def _wall_item(rng, sub):
             x += bw + 1
 
 
+def _clutter(rng, img, count, y_range=(0.0, 1.0)):
+    """Draw `count` sharp textured objects (boxes, bottles, lamps, plants...) into img in place.
+
+    Real backgrounds are full of high-contrast edges; a plate that is slightly misaligned
+    or re-exposed differs from the shot exactly there, which the model must not mistake
+    for foreground. Each object first darkens the surface below it (a soft contact shadow).
+    """
+    h, w = img.shape[:2]
+    for _ in range(count):
+        size = rng.uniform(0.03, 0.2) * min(h, w)
+        # Work on a local canvas around the object: cheap, whatever the frame size.
+        n = int(2.4 * size) + 8
+        x0, y0 = int(rng.uniform(0, w) - n / 2), int(rng.uniform(*y_range) * h - 0.8 * n)
+        cx, cy = n / 2, 0.8 * n
+        m = np.zeros((n, n), np.uint8)
+        kind = rng.integers(3)
+        if kind == 0:  # box / book / frame
+            bw, bh = size * rng.uniform(0.4, 1.5), size * rng.uniform(0.4, 1.5)
+            _fill_poly(m, _rotate_points([(cx - bw / 2, cy - bh), (cx + bw / 2, cy - bh), (cx + bw / 2, cy),
+                                          (cx - bw / 2, cy)], (cx, cy), rng.uniform(-6, 6)))
+        elif kind == 1:  # bottle / vase / lamp: a body with a neck
+            _ellipse(m, (cx, cy - size * 0.4), (size * rng.uniform(0.15, 0.4), size * 0.4), 0)
+            cv2.rectangle(m, (int(cx - size * 0.07), int(cy - size * 1.1)), (int(cx + size * 0.07), int(cy - size * 0.5)),
+                          255, -1)
+        else:  # irregular: cushion, bag, rock
+            k = int(rng.integers(5, 9))
+            ang = np.sort(rng.uniform(0, 2 * math.pi, k))
+            rad = size * rng.uniform(0.3, 0.6, k)
+            _fill_poly(m, np.stack([cx + rad * np.cos(ang), cy - size * 0.5 + rad * np.sin(ang)], 1))
+        alpha = _soft_alpha(m, rng.uniform(0.5, 2.0), rng.uniform(0.6, 1.2))
+        shadow = cv2.GaussianBlur(np.roll(alpha, int(size * 0.08) + 1, axis=0), (0, 0), max(0.5, size * 0.08))
+        # Clip the local canvas to the frame.
+        ly0, lx0 = max(0, -y0), max(0, -x0)
+        ly1, lx1 = min(n, h - y0), min(n, w - x0)
+        if ly1 <= ly0 or lx1 <= lx0:
+            continue
+        local = (slice(ly0, ly1), slice(lx0, lx1))
+        frame = (slice(y0 + ly0, y0 + ly1), slice(x0 + lx0, x0 + lx1))
+        target = img[frame]
+        target *= _c3(1.0 - rng.uniform(0.2, 0.5) * shadow[local])
+        shading = np.linspace(1.1, 0.7, n, dtype=np.float32)[:, None] * np.ones((1, n), np.float32)
+        tex = _fabric(rng, size * 4)((slice(0, n), slice(0, n))) * _c3(shading)
+        _over(target, alpha[local], lambda b: tex[local][b])
+
+
 def _room(rng, h, w):
     """An interior: back wall, side walls, floor and ceiling in one-point perspective,
     things on the wall, furniture, soft shadows in the corners."""
@@ -466,7 +511,9 @@ def _room(rng, h, w):
     cv2.rectangle(ao, (int(x0), int(y0)), (int(x1), int(y1)), 255, lw)
     small = cv2.resize(ao, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     ao = cv2.resize(cv2.GaussianBlur(small, (0, 0), max(0.5, 0.005 * w)), (w, h), interpolation=cv2.INTER_LINEAR)
-    return img * _c3(1 - 0.25 * ao)
+    img = img * _c3(1 - 0.25 * ao)
+    _clutter(rng, img, int(rng.integers(0, 7)), (max(0.0, y1 / h - 0.1), 1.0))
+    return img
 
 
 def _outdoor(rng, h, w):
@@ -515,6 +562,7 @@ def _outdoor(rng, h, w):
             bh, bw = box[0].stop - box[0].start, box[1].stop - box[1].start
             return _colorize(1 + 0.3 * fractal_noise(rng, bh, bw, base=40, octaves=2), leaf)
         _over(img, _soft_alpha(trees, 0.01 * h, 1.5, edge_noise, 0.3), foliage)
+    _clutter(rng, img, int(rng.integers(0, 4)), (horizon + 0.05, 1.0))  # benches, bins, cars, rocks
     return img
 
 
