@@ -1,0 +1,194 @@
+"""Background matting of images and videos with BackgroundMattingV2.
+
+The official inference_images.py and inference_video.py in one command:
+
+    # the samples shipped in dataset/samples, outputs in ./image
+    python predict.py --weights mobilenetv2.pdparams
+
+    # one pair, two folders matched by file name, or a video with its background
+    python predict.py --src photo.jpg --bgr plate.jpg --weights pytorch_mobilenetv2.pth
+    python predict.py --src shots/ --bgr plates/ --output-types pha com --weights W
+    python predict.py --src take.mp4 --bgr plate.png --preprocess-alignment \\
+        --output-types pha new --target-bgr beach.jpg --weights W
+
+Images give <output-dir>/<kind>/<name>.png; videos give <output-dir>/<kind>.mp4 (or
+<output-dir>/<kind>/000000.png ... with --video-output-type png_sequence), at the input
+frame rate. Existing outputs are kept unless --overwrite is given, and outputs appear only
+when the whole run succeeded. The work is done in utils/predict_utils.py.
+
+Exit codes: 0 success, 1 error (bad input file, weights, output folder), 2 usage error.
+"""
+import argparse
+import os
+import sys
+import warnings
+
+# Paddle warns about a C++ extension tool on import; it is irrelevant here and would bury our
+# own messages.
+warnings.filterwarnings('ignore', message='No ccache found')
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+if ROOT not in sys.path:  # run as a script from another folder
+    sys.path.insert(0, ROOT)
+
+from utils.compose import DEFAULT_TARGET_BGR, OUTPUT_KINDS  # noqa: E402
+from utils.predict_utils import (ENGINES, MODEL_DEFAULTS, VIDEO_OUTPUT_TYPES,  # noqa: E402
+                                 PredictConfig, UsageError, run_prediction)
+
+# The default checkpoint; predict.py uses it when --weights is not given. It does not exist
+# yet (a later issue trains it); until then a run without --weights explains how to get some.
+DEFAULT_WEIGHTS = os.path.join(ROOT, 'weights', 'bgmv2_mobilenetv2_synthetic.pdparams')
+SAMPLE_SRC = os.path.join(ROOT, 'dataset', 'samples', 'src')
+SAMPLE_BGR = os.path.join(ROOT, 'dataset', 'samples', 'bgr')
+
+NO_WEIGHTS_MESSAGE = f'''error: no --weights given, and the default weights
+  {os.path.relpath(DEFAULT_WEIGHTS)} do not exist yet.
+Download an official checkpoint (e.g. pytorch_mobilenetv2.pth, linked from the official
+BackgroundMattingV2 README) and pass it directly (converted on the fly):
+  python predict.py --weights pytorch_mobilenetv2.pth
+or convert it once to .pdparams:
+  python -m utils.convert_weights pytorch_mobilenetv2.pth mobilenetv2.pdparams
+  python predict.py --weights mobilenetv2.pdparams'''
+
+
+def _device(value):
+    """'cuda' (the official scripts' spelling) is accepted for 'gpu'."""
+    return 'gpu' if value == 'cuda' else value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description='Background matting of images and videos (BackgroundMattingV2).\n'
+                    'The official scripts\' option names (--images-src, --video-src,\n'
+                    '--model-checkpoint, --model-backbone, ...) are accepted too.',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='examples:\n'
+               '  python predict.py --weights mobilenetv2.pdparams          # the shipped samples\n'
+               '  python predict.py --src a.jpg --bgr a_bgr.jpg --weights pytorch_resnet50.pth\n'
+               '  python predict.py --src take.mp4 --bgr plate.png --preprocess-alignment --weights W')
+    inputs = parser.add_argument_group('inputs')
+    inputs.add_argument('--src', '--images-src', '--video-src', dest='src', metavar='PATH',
+                        help='source image, folder of images, or video (default: the samples in '
+                             'dataset/samples/src)')
+    inputs.add_argument('--bgr', '--images-bgr', '--video-bgr', dest='bgr', metavar='PATH',
+                        help='background: an image, a folder of images matched to the sources by '
+                             'file name (extension aside), or for a video an image or a video')
+    inputs.add_argument('--resize-bgr', action='store_true',
+                        help='resize a background whose size differs from its source (default: error)')
+    inputs.add_argument('--resize', '--video-resize', dest='resize', type=int, nargs=2,
+                        metavar=('WIDTH', 'HEIGHT'),
+                        help='resize the inputs to WIDTH x HEIGHT before matting; outputs have that size')
+    inputs.add_argument('--preprocess-alignment', action='store_true',
+                        help='align each background to its source with feature matching and a '
+                             'homography (hand-held footage); warns and uses the plate as it is '
+                             'when no alignment is found')
+
+    model = parser.add_argument_group('model')
+    model.add_argument('--weights', '--model-checkpoint', dest='weights', metavar='FILE',
+                       help=f'.pdparams, or an official .pth (converted on the fly); default '
+                            f'{os.path.relpath(DEFAULT_WEIGHTS, ROOT)} when it exists')
+    model.add_argument('--inference-model', metavar='DIR',
+                       help='run a model exported for Paddle Inference instead of --weights '
+                            '(model options are those it was exported with)')
+    model.add_argument('--engine', choices=ENGINES, default='auto',
+                       help='auto: Paddle Inference where it helps (CPU), else dygraph (default: auto)')
+    model.add_argument('--backbone', '--model-backbone', dest='backbone',
+                       choices=['mobilenetv2', 'resnet50', 'resnet101'],
+                       help="default: the weights' backbone (if given, must match them)")
+    model.add_argument('--backbone-scale', '--model-backbone-scale', dest='backbone_scale', type=float,
+                       metavar='SCALE',
+                       help=f"downsampling of the base network's input, <= 0.5 "
+                            f"(default: {MODEL_DEFAULTS['backbone_scale']})")
+    model.add_argument('--refine-mode', '--model-refine-mode', dest='refine_mode',
+                       choices=['full', 'sampling', 'thresholding'],
+                       help=f"refine all patches, a fixed number, or those above the threshold "
+                            f"(default: {MODEL_DEFAULTS['refine_mode']})")
+    model.add_argument('--refine-sample-pixels', '--model-refine-sample-pixels',
+                       dest='refine_sample_pixels', type=int, metavar='PIXELS',
+                       help=f"pixels refined in sampling mode "
+                            f"(default: {MODEL_DEFAULTS['refine_sample_pixels']})")
+    model.add_argument('--refine-threshold', '--model-refine-threshold', dest='refine_threshold',
+                       type=float, metavar='THRESHOLD',
+                       help=f"error threshold in thresholding mode "
+                            f"(default: {MODEL_DEFAULTS['refine_threshold']})")
+    model.add_argument('--refine-kernel-size', '--model-refine-kernel-size', dest='refine_kernel_size',
+                       type=int, choices=[1, 3], help="default: the weights' own")
+    model.add_argument('--device', type=_device, choices=['cpu', 'gpu'], default='cpu',
+                       help='default: cpu')
+    model.add_argument('--precision', choices=['float32', 'float16'], default='float32',
+                       help='float16 needs --device gpu (default: float32)')
+    model.add_argument('--batch-size', type=int, default=4, metavar='N',
+                       help='frames (or same-sized images) per network call (default: 4)')
+
+    outputs = parser.add_argument_group('outputs')
+    outputs.add_argument('--output-dir', default='image', metavar='DIR',
+                         help='default: ./image')
+    outputs.add_argument('--output-types', nargs='+', choices=OUTPUT_KINDS, metavar='TYPE',
+                         help='any of: pha (alpha matte), fgr (foreground colour), com (foreground '
+                              'with alpha, RGBA PNG), err (error map), ref (refined patches), new '
+                              '(composite on --target-bgr). Default: pha fgr com new (video files: '
+                              'pha fgr new, as mp4 has no alpha)')
+    outputs.add_argument('--target-bgr', '--video-target-bgr', dest='target_bgr', metavar='BGR',
+                         help='background of the "new" output: an image (scaled to cover, centred), '
+                              'a video (for video input), or a colour R,G,B or #RRGGBB '
+                              f'(default: {",".join(map(str, DEFAULT_TARGET_BGR))})')
+    outputs.add_argument('--video-output-type', choices=VIDEO_OUTPUT_TYPES, default='video',
+                         help='video: <kind>.mp4 files; png_sequence: <kind>/000000.png ... '
+                              '(default: video)')
+    outputs.add_argument('--overwrite', '-y', action='store_true',
+                         help='replace existing outputs (default: stop before running)')
+    outputs.add_argument('--quiet', action='store_true', help='no progress bar or summary')
+    return parser
+
+
+def config_from_args(args):
+    """A PredictConfig from parsed arguments (the sample data when no inputs are given)."""
+    if (args.src is None) != (args.bgr is None):
+        raise UsageError('--src and --bgr go together (or leave both out to run on the samples)')
+    values = dict(vars(args))
+    if args.src is None:
+        values['src'], values['bgr'] = SAMPLE_SRC, SAMPLE_BGR
+    return PredictConfig(**values)
+
+
+def main(argv=None):
+    """Run predict.py with `argv` (default: sys.argv[1:]); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed the usage error (or the help)
+        return e.code
+    if args.weights is None and args.inference_model is None:
+        if not os.path.isfile(DEFAULT_WEIGHTS):
+            print(NO_WEIGHTS_MESSAGE, file=sys.stderr)
+            return 2
+        args.weights = DEFAULT_WEIGHTS
+
+    # The expected failures: each carries a one-line message naming the file and the fix.
+    from utils.convert_weights import CheckpointError
+    from utils.image_io import ImageReadError
+    from utils.predict_utils import PredictError
+    from utils.video_io import VideoReadError, VideoWriteError
+    try:
+        config = config_from_args(args)
+        summary = run_prediction(config)
+    except UsageError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    except (PredictError, CheckpointError, ImageReadError, VideoReadError, VideoWriteError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('interrupted; no outputs were written', file=sys.stderr)
+        return 130
+    if not args.quiet:
+        count, seconds = summary['count'], summary['seconds']
+        unit = 'frame' if summary['mode'] == 'video' else 'image'
+        print(f'{count} {unit}{"s" if count != 1 else ""} in {seconds:.1f} s '
+              f'({count / max(seconds, 1e-9):.2f}/s): {" ".join(summary["kinds"])} written to '
+              f'{summary["output_dir"]}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
