@@ -84,10 +84,11 @@ def _check_entry(name, entry):
                          f'(or, for backgrounds, splits to a path); got {entry!r}')
 
 
-def _merge(table, update, keys=()):
+def _merge(table, update):
+    """Deep-merge `update` into `table`: a config file only names the entries it changes."""
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(table.get(key), dict):
-            _merge(table[key], value, keys + (key,))
+            _merge(table[key], value)
         else:
             table[key] = copy.deepcopy(value)
 

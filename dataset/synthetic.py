@@ -323,13 +323,21 @@ def _skin(rng, h, w, tone):
     return np.clip(img, 0, 1)
 
 
-def _hair_texture(rng, h, w, color):
-    """Hair colour (h, w, 3): streaks along the (mostly downward) strands plus soft sheen."""
+def _hair_texture(rng, h, w, color, curl=0.1):
+    """Hair colour (h, w, 3): streaks and individual dark/bright strands along the (mostly
+    downward) flow, plus a soft sheen -- hair has visible structure, not a flat colour."""
     k = max(3, int(0.04 * max(h, w)) | 1)
     streaks = cv2.blur(_normal(rng, h, w), (1, k))  # vertical box blur -> vertical streaks
     streaks /= float(cv2.meanStdDev(streaks)[1][0, 0]) + 1e-6
     sheen = fractal_noise(rng, h, w, base=4, octaves=2)
-    light = 1.0 + 0.18 * streaks + 0.12 * sheen
+    light = 1.0 + 0.12 * streaks + 0.12 * sheen
+    n = int(np.clip(h * w / 400, 10, 600))
+    for sign, amount in ((-1, 0.45), (1, 0.3)):  # darker and brighter strands
+        lines = np.zeros((h, w), np.uint8)
+        starts = np.stack([rng.uniform(0, w, n), rng.uniform(-0.1 * h, h, n)], 1)
+        dirs = math.pi / 2 + rng.normal(0, 0.3, n)
+        _strands(rng, lines, starts, dirs, (0.05 * h, 0.3 * h), curl=curl, intensity=(0.3, 1.0))
+        light += np.float32(sign * amount / 255) * lines
     return np.clip(_colorize(light, color) + _c3(0.03 * np.clip(sheen, 0, None)), 0, 1)
 
 
@@ -600,13 +608,10 @@ def _background(rng, h, w):
     """A background plate (h, w, 3): a room, an outdoor view or a studio backdrop."""
     kind = rng.choice(['room', 'room', 'outdoor', 'studio'])
     img = {'room': _room, 'outdoor': _outdoor, 'studio': _studio}[kind](rng, h, w)
-    # Uneven illumination and vignetting, as every real room and lens has; fine grain.
-    # Both light fields are smooth: build them at 1/8 size and upsample once.
+    # Uneven illumination, as every real room has (smooth: built at 1/8 size), and fine grain.
     sh, sw = max(2, h // 8), max(2, w // 8)
     light = 1.0 + rng.uniform(0.1, 0.35) * fractal_noise(rng, sh, sw, base=2, octaves=2)
-    yy, xx = np.ogrid[0:sh, 0:sw]
-    r2 = (((xx - sw / 2) / (sw / 2)) ** 2 + ((yy - sh / 2) / (sh / 2)) ** 2).astype(np.float32)
-    light = cv2.resize(light * (1.0 - rng.uniform(0.0, 0.25) * r2 / 2), (w, h), interpolation=cv2.INTER_LINEAR)
+    light = cv2.resize(light, (w, h), interpolation=cv2.INTER_LINEAR)
     img = img * _c3(light + rng.uniform(0.005, 0.02) * _normal(rng, h, w))
     if rng.random() < 0.5:  # depth of field: the background is often out of focus
         sigma = rng.uniform(0.5, 0.004 * max(h, w) + 0.6)
@@ -697,13 +702,17 @@ def _shade(rng, solid, unit):
     return np.clip(shade, 0.3, 1.4)
 
 
-def _person(rng, h, w, layers, bgr):
+def _person(rng, h, w, layers, bgr, scale=1.0, cx=None):
     """Add a head-and-shoulders person (maybe with arms, long hair, accessories) to `layers`.
 
+    scale multiplies the person's size; cx (pixels) fixes the horizontal position, which is
+    otherwise mostly central and sometimes at the frame edge (someone partly out of frame).
     Returns (solid mask uint8 for shading, size unit in pixels).
     """
-    unit = h * rng.uniform(0.55, 1.1)
-    cx = w * rng.uniform(0.25, 0.75)
+    unit = h * rng.uniform(0.55, 1.1) * scale
+    if cx is None:
+        edge = rng.random() < 0.15
+        cx = w * (rng.choice([rng.uniform(-0.05, 0.2), rng.uniform(0.8, 1.05)]) if edge else rng.uniform(0.25, 0.75))
     head_ry = 0.13 * unit
     head_rx = head_ry * rng.uniform(0.72, 0.85)
     hy = h * rng.uniform(0.05, 0.3) + head_ry
@@ -745,6 +754,9 @@ def _person(rng, h, w, layers, bgr):
     skin_mask = np.zeros((h, w), np.uint8)
     neck = [(cx - 0.055 * unit, hy), (cx + 0.055 * unit, hy), (cx + 0.06 * unit, sh_y + 0.03 * unit),
             (cx - 0.06 * unit, sh_y + 0.03 * unit)]
+    if rng.random() < 0.5:  # a V or round neckline shows skin below the neck
+        depth = rng.uniform(0.03, 0.14) * unit
+        neck = neck[:2] + [(cx + 0.08 * unit, sh_y), (cx, sh_y + depth), (cx - 0.08 * unit, sh_y)]
     _fill_poly(skin_mask, _rotate_points(neck, center, tilt))
     head_c = _rotate_points([(cx, hy)], center, tilt)[0]
     angle = tilt + head_tilt
@@ -816,8 +828,10 @@ def _person(rng, h, w, layers, bgr):
             hair_alpha = np.maximum(hair_alpha, strands.astype(np.float32) / 255)
         color = np.clip(_HAIR_COLORS[rng.integers(len(_HAIR_COLORS))] * rng.uniform(0.97, 1.03, 3) * rng.uniform(0.85, 1.15), 0, 1)
         hair_seed = rng.integers(2 ** 63)
+        hair_curl = {'straight': 0.03, 'wavy': 0.1, 'curly': 0.35}[style]
         layers.add(hair_alpha, lambda box: _hair_texture(np.random.default_rng(hair_seed), box[0].stop - box[0].start,
-                                                          box[1].stop - box[1].start, color.astype(np.float32)))
+                                                          box[1].stop - box[1].start, color.astype(np.float32),
+                                                          hair_curl))
         solid = np.maximum(solid, hair_mask)
 
     # Accessories: glasses, a veil/scarf, a glass in hand.
@@ -950,6 +964,14 @@ def _objects(rng, h, w, layers):
     return mask, unit
 
 
+def _vignette(rng, h, w):
+    """Lens vignetting: a smooth (h, w) darkening towards the corners (built at 1/8 size)."""
+    sh, sw = max(2, h // 8), max(2, w // 8)
+    yy, xx = np.ogrid[0:sh, 0:sw]
+    r2 = (((xx - sw / 2) / (sw / 2)) ** 2 + ((yy - sh / 2) / (sh / 2)) ** 2).astype(np.float32)
+    return cv2.resize(1.0 - rng.uniform(0.0, 0.25) * r2 / 2, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def synthesize(h, w, rng):
     """One synthetic sample: (pha (h, w, 1), fgr (h, w, 3), bgr (h, w, 3)) float32 in [0, 1].
 
@@ -958,12 +980,19 @@ def synthesize(h, w, rng):
     bgr = _background(rng, h, w)
     layers = _Layers(h, w)
     if rng.random() < 0.8:
-        solid, unit = _person(rng, h, w, layers, bgr)
+        if rng.random() < 0.12:  # a second, more distant person behind the first
+            cx = w * rng.uniform(0.1, 0.9)
+            solid_b, _ = _person(rng, h, w, layers, bgr, scale=rng.uniform(0.5, 0.8), cx=cx)
+            solid, unit = _person(rng, h, w, layers, bgr, cx=(cx + w * rng.uniform(0.3, 0.7)) % w)
+            solid = np.maximum(solid, solid_b)
+        else:
+            solid, unit = _person(rng, h, w, layers, bgr)
     else:
         solid, unit = _objects(rng, h, w, layers)
     shade = _shade(rng, solid.astype(np.float32) / 255, unit)
     pha, fgr = layers.result()
-    light = shade
+    lens = _vignette(rng, h, w)  # the camera darkens subject and background alike
+    light = shade * lens
     if rng.random() < 0.2:  # rim light from behind: a bright band along the silhouette
         inner = cv2.distanceTransform((pha > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
         rim = np.exp(-inner / max(1.0, rng.uniform(0.005, 0.02) * unit))
@@ -971,7 +1000,17 @@ def synthesize(h, w, rng):
     # One scene light colour for both layers, plus a small extra tint on the lit subject.
     scene = 1.0 + rng.uniform(-0.08, 0.08, 3)
     fgr = _tint(fgr * _c3(light), scene * (1.0 + rng.uniform(-0.03, 0.03, 3)) * rng.uniform(0.85, 1.15))
-    bgr = np.clip(_tint(bgr, scene), 0, 1)
+    bgr = np.clip(_tint(bgr * _c3(lens), scene), 0, 1)
+    if rng.random() < 0.3:
+        # Light wrap: light from a bright background spills over the subject's edges, so
+        # real edge colours carry some background colour (within the foreground colour).
+        f = 4
+        small = lambda x: cv2.resize(x, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+        sigma = max(0.7, rng.uniform(0.005, 0.015) * max(h, w) / f)
+        spill = cv2.resize(cv2.GaussianBlur(small(bgr), (0, 0), sigma), (w, h), interpolation=cv2.INTER_LINEAR)
+        core = cv2.resize(cv2.GaussianBlur(small(pha), (0, 0), sigma), (w, h), interpolation=cv2.INTER_LINEAR)
+        weight = _c3(rng.uniform(0.1, 0.35) * np.clip(1.0 - core, 0, 1))
+        fgr = fgr * (1 - weight) + spill * weight
     fgr = np.clip(fgr, 0, 1)
     r = rng.random()
     if r < 0.08:  # motion blur along a random direction
