@@ -218,6 +218,11 @@ class RandomAffineAndResize(Transform):
         if not images:
             return images
         h, w = images[0].shape[:2]
+        if any(img.shape[:2] != (h, w) for img in images):
+            # e.g. a matte saved at another resolution than its foreground: warping both with
+            # one matrix would misalign them silently.
+            raise ValueError('images of one sample differ in size: '
+                             + ', '.join(f'{img.shape[1]}x{img.shape[0]}' for img in images))
         out_h, out_w = self.size
         cover = max(out_h / h, out_w / w)
         s = _uniform(rng, self.scale) * cover

@@ -261,12 +261,21 @@ class ZipDataset(SeededDataset):
         rngs = rng.spawn(len(self.datasets) + 1)
         items = [_get(d, idx % len(d), r) for d, r in zip(self.datasets, rngs)]
         if self.transforms is not None:
-            items = self.transforms(items, rngs[-1])
+            try:
+                items = self.transforms(items, rngs[-1])
+            except ValueError as e:  # say which files the bad sample came from
+                sources = ', '.join(_item_name(d, idx % len(d)) for d in self.datasets)
+                raise ValueError(f'{e} (sample {idx}: {sources})') from e
         return tuple(items)
 
 
 def _describe(dataset):
     return dataset.describe() if hasattr(dataset, 'describe') else f'{type(dataset).__name__}'
+
+
+def _item_name(dataset, idx):
+    """The file behind item idx when known (ImagesDataset), else the dataset's description."""
+    return dataset.path(idx) if isinstance(dataset, ImagesDataset) else _describe(dataset)
 
 
 class SampleDataset(SeededDataset):
@@ -308,7 +317,9 @@ def matting_dataset(name, split, size=(512, 512), table=None, seed=0, fgr_scale=
     affine+resize (scale 0.4-1 of the covering size, or `fgr_scale`), flip, box blur and
     sharpen, and only fgr gets colour jitter; backgrounds get their own affine (scale 1-2),
     flip, blur, sharpen and jitter. split='valid' only applies the affine+resize (fgr scale
-    0.3-1, background 1-1.2). `table` is a table from data_path.load_data_path (default:
+    0.3-1, background 1-1.2). One deliberate difference from the official code: the
+    background's affine mirrors the image into uncovered corners instead of filling black.
+    `table` is a table from data_path.load_data_path (default:
     built-in paths under data/); missing folders raise data_path.DataPathError naming the
     table entry. `samples` wraps the result in SampleDataset (the official validation uses 50).
     """

@@ -109,6 +109,15 @@ def test_zip_dataset_count_mismatch_names_both_folders(tmp_path):
     assert zipped[2][1].shape == (4, 4, 3)
 
 
+def test_pha_fgr_size_mismatch_names_the_files(tmp_path):
+    write_image(str(tmp_path / 'pha' / 'a.png'), np.zeros((8, 8), np.float32))
+    write_image(str(tmp_path / 'fgr' / 'a.png'), np.zeros((8, 10, 3), np.float32))
+    pair = ZipDataset([ImagesDataset(str(tmp_path / 'pha'), 'L'), ImagesDataset(str(tmp_path / 'fgr'))],
+                      transforms=A.RandomAffineAndResize((4, 4)), assert_equal_length=True)
+    with pytest.raises(ValueError, match='differ in size.*pha.*a.png.*fgr.*a.png'):
+        pair[0]
+
+
 def test_sample_dataset_spreads_evenly_and_stays_fixed():
     class Numbers(paddle.io.Dataset):
         def __len__(self):
