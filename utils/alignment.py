@@ -72,7 +72,7 @@ def _plausible(homography, width, height, max_scale_change):
 
 
 def estimate_homography(src, bgr, max_side=1024, n_features=5000, ratio=0.8, min_inliers=15,
-                        ransac_threshold=3.0, max_scale_change=2.0):
+                        ransac_threshold=3.0, max_scale_change=2.0, fast_thresholds=(20, 5)):
     """Homography mapping plate (bgr) pixel coordinates to source pixel coordinates.
 
     Args:
@@ -83,14 +83,38 @@ def estimate_homography(src, bgr, max_side=1024, n_features=5000, ratio=0.8, min
         min_inliers: fewer RANSAC inliers than this counts as no homography.
         ransac_threshold: RANSAC reprojection threshold in pixels of the downscaled copies.
         max_scale_change: the plate's area may change by at most this factor.
+        fast_thresholds: ORB corner thresholds tried in turn. The default (20) finds few
+            corners in plain scenes (walls, floors) next to a busy foreground; a low one finds
+            enough there but costs more time, so it is only the second attempt.
     Returns: AlignmentResult (homography None, with a reason, when none was found).
     """
     scale = min(1.0, max_side / max(src.shape[:2] + bgr.shape[:2]))
     gray_src, gray_bgr = _gray_uint8(src, scale), _gray_uint8(bgr, scale)
+    result = None
+    for threshold in fast_thresholds:
+        result = _match(gray_src, gray_bgr, n_features, threshold, ratio, min_inliers, ransac_threshold)
+        if result.ok:
+            break
+    if not result.ok:
+        return result
+    # The homography was found between the downscaled copies: conjugate it by the scaling.
+    s = np.diag([scale, scale, 1.0])
+    homography = np.linalg.inv(s) @ result.homography @ s
+    homography /= homography[2, 2]
+    if not _plausible(homography, bgr.shape[1], bgr.shape[0], max_scale_change):
+        return AlignmentResult(matches=result.matches, inliers=result.inliers,
+                               reason='the homography found is implausible (flips or rescales the plate)')
+    result.homography = homography
+    return result
+
+
+def _match(gray_src, gray_bgr, n_features, fast_threshold, ratio, min_inliers, ransac_threshold):
+    """ORB features, ratio-tested matches and a RANSAC homography between two gray images."""
     # ORB ignores a border of `edgeThreshold` pixels and describes `patchSize` patches (31 by
     # default), which leaves nothing of a thumbnail: shrink both for small images.
     patch = int(np.clip(min(gray_src.shape + gray_bgr.shape) // 6, 9, 31))
-    orb = cv2.ORB_create(nfeatures=n_features, edgeThreshold=patch, patchSize=patch)
+    orb = cv2.ORB_create(nfeatures=n_features, edgeThreshold=patch, patchSize=patch,
+                         fastThreshold=fast_threshold)
     kp_bgr, des_bgr = orb.detectAndCompute(gray_bgr, None)
     kp_src, des_src = orb.detectAndCompute(gray_src, None)
     n_kp = min(len(kp_bgr), len(kp_src))
@@ -108,13 +132,6 @@ def estimate_homography(src, bgr, max_side=1024, n_features=5000, ratio=0.8, min
     if homography is None or inliers < min_inliers:
         return AlignmentResult(matches=len(good), inliers=inliers,
                                reason=f'no consistent homography ({inliers} of {len(good)} matches agree)')
-    # The homography was found between the downscaled copies: conjugate it by the scaling.
-    s = np.diag([scale, scale, 1.0])
-    homography = np.linalg.inv(s) @ homography @ s
-    homography /= homography[2, 2]
-    if not _plausible(homography, bgr.shape[1], bgr.shape[0], max_scale_change):
-        return AlignmentResult(matches=len(good), inliers=inliers,
-                               reason='the homography found is implausible (flips or rescales the plate)')
     return AlignmentResult(homography=homography, inliers=inliers, matches=len(good))
 
 
