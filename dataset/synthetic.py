@@ -3,20 +3,24 @@
 Lets training, evaluation and the demos run on a fresh machine with no download. Each
 sample is a made-up scene, built to show the model what real photos contain:
 
-* foregrounds: a person (head, neck, shoulders/torso, sometimes arms and hands, a face),
-  or a cluster of objects or a plant with leaves and holes; silhouettes are unions of
-  shapes smoothed into organic contours with anti-aliased edges of random softness
-  (sharp focus to slight defocus), sometimes motion blur;
-* hair: a hair mass with a wispy noisy edge, optional long hair, and hundreds of thin
-  curved strands of partial alpha; fuzzy fringes on some clothes;
-* semi-transparent regions: veils/scarves, glass objects with opaque rims, lace;
-* textures: fabric patterns (stripes, checks, prints, knit), skin tones with subtle
-  variation, hair streaks, fake 3-D shading from the silhouette, occasional rim light;
+* foregrounds: one person (sometimes two, sometimes cut by the frame edge) with head,
+  neck, neckline, shoulders/torso, often arms and hands and a simple face; or a cluster
+  of objects, or a potted plant with leaves and gaps; silhouettes are unions of shapes
+  smoothed into organic contours with anti-aliased edges of random softness (sharp focus
+  to slight defocus), sometimes motion blur;
+* hair: straight, wavy or curly; a hair mass with a wispy noisy edge, optional long hair,
+  and locks of thin curved strands of partial alpha; fuzzy fibre fringes on some clothes;
+* semi-transparent regions: veils and scarves (some with lace holes), glasses, drinking
+  glasses with opaque rims and a specular streak;
+* textures: fabric patterns (stripes, checks, dots, prints, knit) with folds, skin tones
+  with blotches and pores, hair with visible strands and sheen, fake 3-D shading from the
+  silhouette, occasional rim light and light wrap (background light spilling over edges);
 * backgrounds: rooms (walls, floor and ceiling in perspective with wood/tile/carpet,
-  windows, pictures, shelves, furniture, uneven lighting), outdoor scenes (sky, clouds,
-  buildings, trees, ground) and studio backdrops with bokeh; random depth of field;
-* one scene light colour shared by foreground and background, so composites look lit
-  by the same room.
+  windows, pictures, shelves, doors, furniture, clutter with contact shadows, soft corner
+  shadows, uneven lighting), outdoor scenes (sky, clouds, buildings, trees, ground) and
+  studio backdrops with bokeh; random depth of field;
+* one camera: scene light colour and lens vignetting shared by subject and background,
+  so composites look like one photo.
 
 The dataset returns clean (pha, fgr, bgr); what separates a real plate from the real
 background (cast shadows, sensor noise, misalignment, exposure change) is added per step
@@ -25,7 +29,9 @@ by ``augmentation.augment_batch``, or here by ``make_sample_pair`` for still sam
 Everything is a pure function of the seed: sample i of ``SyntheticMattingDataset(seed=s)``
 is generated from ``numpy.random.default_rng([s, i])`` (a SeedSequence of the pair, rather
 than s + i, so that datasets with seeds 0 and 1 do not share shifted copies of samples).
-All arrays are float32 in [0, 1]; generation takes roughly 20-40 ms per 512x512 sample.
+All arrays are float32 in [0, 1]. Generation costs about 40-60 ms of one CPU core per
+512x512 sample (about 20 ms at 256x256), measured on a 2-core machine shared with other jobs;
+with DataLoader workers it runs alongside training.
 """
 import math
 import os
