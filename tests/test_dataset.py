@@ -321,6 +321,8 @@ def test_noise_jitter_exposure_misalign_jpeg_ranges():
     assert np.allclose(src[:, :, 15, 20], fgr[:, :, 15, 20]) and np.allclose(src[:, :, 0, 0], bgr[:, :, 0, 0])
     n_src, n_bgr = A.add_noise(src, bgr, _rng(1), prob=1.0)
     assert not np.array_equal(n_src, src) and not np.array_equal(n_bgr, bgr)
+    assert np.array_equal(A.add_noise(src, bgr, _rng(1), prob=1.0)[1], n_bgr)  # a function of the Generator
+    assert not np.array_equal(A.add_noise(src, bgr, _rng(2), prob=1.0)[1], n_bgr)
     outputs = [n_src, n_bgr, A.jitter_plate_color(bgr, _rng(2), prob=1.0), A.change_exposure(bgr, _rng(3), prob=1.0),
                A.misalign_plate(bgr, _rng(4), prob=1.0, translate=0.05), A.jpeg_artifacts(bgr, _rng(5), prob=1.0)]
     for out in outputs:
