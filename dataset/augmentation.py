@@ -21,8 +21,9 @@ Two families live here:
    behind the person: cast shadows, sensor noise, camera shake, auto-exposure and white
    balance drift.
 
-Randomness: nothing here touches global random state. Every function/transform draws from
-the ``numpy.random.Generator`` it is given, so a run is reproducible from its seeds (the
+Randomness: nothing here depends on global random state. Every function/transform draws
+from the ``numpy.random.Generator`` it is given (OpenCV's faster Gaussian generator is used
+for noise, re-seeded from that Generator right before each use), so a run is reproducible from its seeds (the
 datasets seed one Generator per sample from (seed, epoch, index); the training loop seeds
 one per step from (seed, step)). All functions return new arrays; inputs are not modified.
 """
