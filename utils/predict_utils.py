@@ -31,7 +31,7 @@ import numpy as np
 from utils.alignment import align_background
 from utils.compose import (DEFAULT_TARGET_BGR, OUTPUT_KINDS, crop, images_to_nchw, output_images,
                            pad_to_multiple, parse_color, resize_image, upsample)
-from utils.image_io import is_image_file, read_image, write_image
+from utils.image_io import is_image_file, read_image, to_uint8, write_image
 from utils.video_io import (Prefetcher, ThreadedWriter, VideoFileWriter, VideoReader, VideoWriteError,
                             is_video_file)
 
@@ -665,15 +665,18 @@ def _run(config, kinds, staging, warn, total, unit_name, make_items, make_sink, 
     prefetch = writer = sink = None
     try:
         sink = make_sink()
-        prefetch = Prefetcher(make_items(aligner), depth=2 * config.batch_size)
-        writer = ThreadedWriter(sink, depth=2 * config.batch_size)
+        # One batch waits on each side of the network: enough to overlap reading and writing
+        # with inference, and bounded memory (a 4K frame is 100 MB as float32).
+        prefetch = Prefetcher(make_items(aligner), depth=config.batch_size)
+        writer = ThreadedWriter(sink, depth=config.batch_size)
         start = time.perf_counter()
         count = 0
         with tqdm(total=total, unit=unit_name, disable=config.quiet, dynamic_ncols=True,
                   file=sys.stderr) as progress:
             for batch in _batches(prefetch, config.batch_size):
                 for item, images in zip(batch, infer(engine, batch, kinds)):
-                    writer.submit((item.name, images))
+                    # queued as 8-bit, what is written anyway: a quarter of the memory
+                    writer.submit((item.name, {k: to_uint8(v) for k, v in images.items()}))
                 count += len(batch)
                 progress.update(len(batch))
         writer.finish()

@@ -86,8 +86,9 @@ def _from_opencv(frame):
 
 
 def _to_opencv(img):
-    """float [0, 1] (H, W, 1|3) RGB -> uint8 BGR (H, W, 3) for cv2.VideoWriter."""
-    img = to_uint8(img)
+    """float [0, 1] or uint8 (H, W, 1|3) RGB -> uint8 BGR (H, W, 3) for cv2.VideoWriter."""
+    if img.dtype != np.uint8:
+        img = to_uint8(img)
     if img.ndim == 2 or img.shape[2] == 1:
         return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
     return np.ascontiguousarray(img[:, :, 2::-1])
