@@ -41,12 +41,21 @@ DEFAULT_WEIGHTS = os.path.join(ROOT, 'weights', 'bgmv2_mobilenetv2_synthetic.pdp
 SAMPLE_SRC = os.path.join(ROOT, 'dataset', 'samples', 'src')
 SAMPLE_BGR = os.path.join(ROOT, 'dataset', 'samples', 'bgr')
 
-NO_WEIGHTS_MESSAGE = f'''error: no --weights given, and the default weights
-  {os.path.relpath(DEFAULT_WEIGHTS)} do not exist yet.
+def _display_path(path):
+    """`path` relative to the working folder when inside it, else absolute."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith('..') else relative
+
+
+def no_weights_message():
+    """What to do when neither --weights nor the default weights exist."""
+    where = '' if os.path.relpath(ROOT) == '.' else f' (in {_display_path(ROOT)})'
+    return f'''error: no --weights given, and the default weights
+  {_display_path(DEFAULT_WEIGHTS)} do not exist yet.
 Download an official checkpoint (e.g. pytorch_mobilenetv2.pth, linked from the official
 BackgroundMattingV2 README) and pass it directly (converted on the fly):
   python predict.py --weights pytorch_mobilenetv2.pth
-or convert it once to .pdparams:
+or convert it once to .pdparams{where}:
   python -m utils.convert_weights pytorch_mobilenetv2.pth mobilenetv2.pdparams
   python predict.py --weights mobilenetv2.pdparams'''
 
@@ -160,7 +169,7 @@ def main(argv=None):
         return e.code
     if args.weights is None and args.inference_model is None:
         if not os.path.isfile(DEFAULT_WEIGHTS):
-            print(NO_WEIGHTS_MESSAGE, file=sys.stderr)
+            print(no_weights_message(), file=sys.stderr)
             return 2
         args.weights = DEFAULT_WEIGHTS
 
