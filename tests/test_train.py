@@ -1,0 +1,378 @@
+"""Tests of the training code (train.py, utils/training.py and its helpers), on tiny synthetic data.
+
+Sizes are kept tiny (64x64 images, MobileNetV2, batch 2, a few steps) so that the whole file
+runs in a few minutes on two busy CPU cores.
+"""
+import argparse
+import glob
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+from scipy import ndimage
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import train  # noqa: E402
+from utils.train_checkpoint import load_checkpoint  # noqa: E402
+from utils.train_data import MattingBatches  # noqa: E402
+from utils.train_losses import compute_loss_base, loss_terms_base, loss_terms_refine, sobel  # noqa: E402
+from utils.training import STAGES, build_model, build_optimizer, forward_losses  # noqa: E402
+
+
+def tiny_args(tmp_path, name, stage='base', *extra, steps_per_epoch=4, epochs=1):
+    """train.py arguments for a tiny synthetic run writing under tmp_path."""
+    return ['--stage', stage, '--dataset-name', 'synthetic', '--model-backbone', 'mobilenetv2',
+            '--model-name', name, '--epoch-end', str(epochs), '--device', 'cpu', '--batch-size', '2',
+            '--sample-size', '64', '--crop-size', '48', '64', '--synthetic-length', str(2 * steps_per_epoch),
+            '--valid-samples', '2', '--num-workers', '0', '--no-progress', '--log-train-loss-interval', '1',
+            '--model-refine-sample-pixels', '1024',
+            '--checkpoint-dir', str(tmp_path / 'checkpoint'), '--log-dir', str(tmp_path / 'log'), *extra]
+
+
+def model_args(stage):
+    return argparse.Namespace(stage=stage, model_backbone='mobilenetv2', model_backbone_scale=0.25,
+                              model_refine_mode='sampling', model_refine_sample_pixels=1024,
+                              model_refine_threshold=0.7, model_refine_kernel_size=3)
+
+
+def max_state_diff(a, b):
+    assert set(a) == set(b)
+    return max(float(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)).max())
+               for k in a if np.asarray(a[k]).size)
+
+
+def as_numpy(state):
+    return {k: v.numpy() if isinstance(v, paddle.Tensor) else v for k, v in state.items()
+            if isinstance(v, (paddle.Tensor, np.ndarray))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses, optimizer, batches
+# ---------------------------------------------------------------------------------------------
+
+def test_sobel_is_normalized_replicate_padded_magnitude():
+    x = np.random.default_rng(0).random((2, 3, 9, 11)).astype(np.float32)
+    k = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32) / 8
+    ref = np.zeros_like(x)
+    for b in range(2):
+        for c in range(3):
+            gx = ndimage.correlate(x[b, c], k, mode='nearest')
+            gy = ndimage.correlate(x[b, c], k.T, mode='nearest')
+            ref[b, c] = np.sqrt(gx ** 2 + gy ** 2 + 1e-6)
+    np.testing.assert_allclose(sobel(paddle.to_tensor(x)).numpy(), ref, atol=1e-6)
+
+
+def test_base_loss_matches_the_official_formula():
+    rng = np.random.default_rng(1)
+    pred_pha, pred_err, true_pha = (rng.random((2, 1, 16, 16)).astype(np.float32) for _ in range(3))
+    pred_fgr, true_fgr = (rng.random((2, 3, 16, 16)).astype(np.float32) for _ in range(2))
+    true_pha[:, :, :5] = 0  # a background region: fgr is not penalised there
+    mask = (true_pha != 0).astype(np.float32)
+    sob = lambda a: sobel(paddle.to_tensor(a)).numpy()  # noqa: E731 (checked against scipy above)
+    expected = (np.abs(pred_pha - true_pha).mean() + np.abs(sob(pred_pha) - sob(true_pha)).mean()
+                + np.abs(pred_fgr * mask - true_fgr * mask).mean()
+                + ((pred_err - np.abs(pred_pha - true_pha)) ** 2).mean())
+    t = [paddle.to_tensor(a) for a in (pred_pha, pred_fgr, pred_err, true_pha, true_fgr)]
+    assert float(compute_loss_base(*t)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_losses_vanish_for_a_perfect_prediction_and_err_target_is_detached_in_base():
+    pha = paddle.rand([2, 1, 16, 16])
+    fgr = paddle.rand([2, 3, 16, 16])
+    pred = paddle.to_tensor(pha.numpy(), stop_gradient=False)
+    terms = loss_terms_base(pred, fgr, paddle.zeros_like(pha), pha, fgr)
+    assert all(float(v) < 1e-6 for v in terms.values())
+    # Only the error term is non-zero here; its target must not send gradient into pha (official base).
+    terms = loss_terms_base(pred, fgr, paddle.full_like(pha, 0.5), pha, fgr)
+    terms['err_mse'].backward()
+    assert pred.grad is None or float(paddle.abs(pred.grad).sum()) == 0.0
+    # The refine loss has seven terms, including the backbone-resolution ones.
+    sm = paddle.nn.functional.interpolate(pha, size=[4, 4], mode='bilinear')
+    refine = loss_terms_refine(pha, fgr, sm, paddle.rand([2, 3, 4, 4]), paddle.rand([2, 1, 4, 4]), pha, fgr)
+    assert set(refine) == {'pha_l1', 'pha_l1_sm', 'pha_sobel', 'pha_sobel_sm', 'fgr_l1', 'fgr_l1_sm', 'err_mse'}
+
+
+@pytest.mark.parametrize('stage', ['base', 'refine'])
+def test_optimizer_uses_the_papers_learning_rate_per_part(stage):
+    paddle.seed(0)
+    model = build_model(model_args(stage))
+    optimizer = build_optimizer(model, STAGES[stage]['lrs'])
+    before = {part: getattr(model, part).parameters()[0].numpy().copy() for part in STAGES[stage]['lrs']}
+    # Batch 2 and 128 px: big enough that no BatchNorm normalises a single value (zero gradient).
+    src = paddle.rand([2, 3, 128, 128])
+    loss, _, _ = forward_losses(model, stage, src, paddle.rand([2, 3, 128, 128]), paddle.rand([2, 1, 128, 128]), src)
+    loss.backward()
+    optimizer.step()
+    for part, lr in STAGES[stage]['lrs'].items():
+        # Adam's first step moves every weight with a non-negligible gradient by ~lr.
+        change = np.abs(getattr(model, part).parameters()[0].numpy() - before[part])
+        assert np.median(change[change > 0]) == pytest.approx(lr, rel=0.05), part
+
+
+def test_batches_are_a_function_of_seed_epoch_and_index():
+    from dataset.synthetic import SyntheticMattingDataset
+    data = SyntheticMattingDataset(8, (32, 32), seed=0)
+    from utils.train_data import BatchAugment
+    a = MattingBatches(data, 2, seed=5, augment=BatchAugment((16, 32)))
+    b = MattingBatches(data, 2, seed=5, augment=BatchAugment((16, 32)))
+    a.set_epoch(1)
+    b.set_epoch(1, start=2)  # a resumed epoch: item 0 is batch 2
+    assert len(a) == 4 and len(b) == 2
+    for x, y in zip(a[2], b[0]):
+        np.testing.assert_array_equal(x, y)
+    b.set_epoch(2)
+    assert not np.array_equal(a[0][0], b[0][0]) or a[0][0].shape != b[0][0].shape
+    src, bgr, pha, fgr = a[0]
+    assert src.shape[:2] == (2, 3) and pha.shape[1] == 1 and src.shape[2] % 4 == 0 and 16 <= src.shape[2] < 32
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning
+# ---------------------------------------------------------------------------------------------
+
+def test_overfitting_a_tiny_batch_lowers_the_loss_several_fold():
+    from dataset.synthetic import SyntheticMattingDataset
+    paddle.seed(0)
+    model = build_model(model_args('base'))
+    model.train()
+    optimizer = build_optimizer(model, STAGES['base']['lrs'])
+    batch = [paddle.to_tensor(x) for x in MattingBatches(SyntheticMattingDataset(2, (64, 64), seed=3), 2,
+                                                         shuffle=False)[0]]
+    losses = []
+    for _ in range(30):
+        loss, _, _ = forward_losses(model, 'base', *batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0] / 4, losses
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs: logs, checkpoints, resume, interrupt
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def logged_run(tmp_path_factory):
+    """A 4-step base run that logs everything (losses, lrs, validation, images) and checkpoints twice."""
+    tmp = tmp_path_factory.mktemp('logged')
+    status = train.main(tiny_args(tmp, 'logged', 'base', '--log-valid-interval', '2',
+                                  '--log-train-images-interval', '2', '--checkpoint-interval', '2'))
+    assert status == 0
+    return tmp
+
+
+def test_run_writes_visualdl_logs(logged_run):
+    from visualdl import LogReader
+    files = glob.glob(str(logged_run / 'log' / 'logged' / 'vdlrecords.*'))
+    assert len(files) == 1
+    tags = LogReader(file_path=files[0]).get_tags()
+    for tag in ('train/loss', 'train/loss_pha_l1', 'train/loss_pha_sobel', 'train/loss_fgr_l1', 'train/loss_err_mse',
+                'lr/backbone', 'lr/aspp', 'lr/decoder', 'valid/loss', 'valid/SAD', 'valid/MSE'):
+        assert tag in tags['scalar'], tag
+    for tag in ('train/pha', 'train/fgr', 'train/com', 'train/err', 'valid/pha'):
+        assert tag in tags['image'], tag
+    steps = [r.id for r in LogReader(file_path=files[0]).get_data('scalar', 'valid/SAD')]
+    assert steps == [2, 4]
+
+
+def test_run_writes_full_checkpoints_and_a_latest_pointer(logged_run):
+    folder = logged_run / 'checkpoint' / 'logged'
+    assert sorted(os.listdir(folder)) == ['epoch-0-step-2.pdparams', 'epoch-0.pdparams', 'latest']
+    assert (folder / 'latest').read_text().strip() == 'epoch-0.pdparams'
+    state = load_checkpoint(str(folder))
+    assert state['meta']['step'] == 4 and state['meta']['epoch'] == 0 and state['meta']['batch'] == 4
+    assert state['meta']['lrs'] == dict(STAGES['base']['lrs'])
+    assert any(k.startswith('backbone.') and '::moment1' in k for k in state['optimizer'])
+    # Loadable as plain weights too (predict.py, the next stage).
+    from utils.convert_weights import load_weights
+    weights, config = load_weights(str(folder / 'epoch-0.pdparams'))
+    assert config['backbone'] == 'mobilenetv2' and config['model_type'] == 'base'
+    assert not list(glob.glob(str(folder / '*.tmp*')))
+
+
+def test_validation_subset_is_fixed():
+    """Runs with different seeds validate on the very same images, so their numbers are comparable."""
+    from utils.train_data import build_datasets
+    _, valid_a = build_datasets('synthetic', (64, 64), 2, seed=0)
+    _, valid_b = build_datasets('synthetic', (64, 64), 2, seed=7)
+    for x, y in zip(as_list(valid_a), as_list(valid_b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def as_list(dataset):
+    return [np.concatenate([np.ravel(a) for a in dataset[i]]) for i in range(len(dataset))]
+
+
+@pytest.mark.parametrize('stage', ['base', 'refine'])
+def test_four_steps_equal_two_steps_resume_two_steps(tmp_path, stage):
+    assert train.main(tiny_args(tmp_path, 'straight', stage)) == 0
+    assert train.main(tiny_args(tmp_path, 'resumed', stage, '--max-steps', '2')) == 0
+    assert load_checkpoint(str(tmp_path / 'checkpoint' / 'resumed'))['meta']['step'] == 2
+    assert train.main(tiny_args(tmp_path, 'resumed', stage, '--resume')) == 0
+    a = load_checkpoint(str(tmp_path / 'checkpoint' / 'straight'))
+    b = load_checkpoint(str(tmp_path / 'checkpoint' / 'resumed'))
+    assert a['meta']['step'] == b['meta']['step'] == 4
+    assert max_state_diff(as_numpy(a['model']), as_numpy(b['model'])) < 1e-6
+    assert max_state_diff(as_numpy(a['optimizer']), as_numpy(b['optimizer'])) < 1e-6
+
+
+def test_resume_of_a_finished_run_does_nothing(tmp_path, capsys):
+    assert train.main(tiny_args(tmp_path, 'done', 'base', steps_per_epoch=2)) == 0
+    before = load_checkpoint(str(tmp_path / 'checkpoint' / 'done'))
+    assert train.main(tiny_args(tmp_path, 'done', 'base', '--resume', steps_per_epoch=2)) == 0
+    assert 'nothing to do' in capsys.readouterr().out
+    after = load_checkpoint(str(tmp_path / 'checkpoint' / 'done'))
+    assert max_state_diff(as_numpy(before['model']), as_numpy(after['model'])) == 0
+
+
+def run_until(cmd, marker, sig, group=False):
+    """Start train.py, send `sig` once `marker` is printed; returns (exit status, output)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if marker in line:
+                if group:  # Ctrl+C in a terminal: the whole process group, DataLoader workers included
+                    os.killpg(proc.pid, sig)
+                else:
+                    proc.send_signal(sig)
+                break
+        lines.append(proc.stdout.read())
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, ''.join(lines)
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path):
+    args = tiny_args(tmp_path, 'stopped', 'base', steps_per_epoch=10)
+    status, out = run_until([sys.executable, 'train.py', *args], 'step: 2,', signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM, out
+    assert 'SIGTERM received' in out and 'Traceback' not in out
+    stopped = load_checkpoint(str(tmp_path / 'checkpoint' / 'stopped'))
+    k = stopped['meta']['step']
+    assert 2 <= k < 10
+    assert f'stopped by SIGTERM at step {k}' in out
+
+    assert train.main(tiny_args(tmp_path, 'stopped', 'base', '--resume', steps_per_epoch=10)) == 0
+    assert train.main(tiny_args(tmp_path, 'straight', 'base', steps_per_epoch=10)) == 0
+    a = load_checkpoint(str(tmp_path / 'checkpoint' / 'straight'))
+    b = load_checkpoint(str(tmp_path / 'checkpoint' / 'stopped'))
+    assert b['meta']['step'] == 10
+    assert max_state_diff(as_numpy(a['model']), as_numpy(b['model'])) < 1e-6
+
+
+def test_ctrl_c_with_dataloader_workers_saves_a_checkpoint(tmp_path):
+    args = tiny_args(tmp_path, 'ctrlc', 'base', '--num-workers', '1', steps_per_epoch=10)
+    status, out = run_until([sys.executable, 'train.py', *args], 'step: 1,', signal.SIGINT, group=True)
+    assert status == 128 + signal.SIGINT, out
+    assert 'Traceback' not in out and out.count('SIGINT received') == 1
+    assert load_checkpoint(str(tmp_path / 'checkpoint' / 'ctrlc'))['meta']['step'] >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting points and bad input
+# ---------------------------------------------------------------------------------------------
+
+def test_refine_stage_starts_from_the_base_checkpoint_folder(logged_run, tmp_path, capsys):
+    base_folder = str(logged_run / 'checkpoint' / 'logged')
+    assert train.main(tiny_args(tmp_path, 'refine', 'refine', '--model-last-checkpoint', base_folder,
+                                '--max-steps', '1')) == 0
+    out = capsys.readouterr().out
+    # Everything but the refiner (and its BatchNorm statistics) comes from the base checkpoint.
+    assert 'epoch-0.pdparams: 302/319 entries matched' in out
+
+
+def test_refine_stage_starts_from_an_official_pth(tmp_path, capsys):
+    # The official-format reference checkpoint shared beside the project (see tests/conftest.py).
+    reference = os.environ.get('BGMV2_REFERENCE', os.path.join(os.path.dirname(ROOT), 'shared', 'reference'))
+    reference_weights = os.path.join(reference, 'mobilenetv2', 'weights.pth')
+    if not os.path.isfile(reference_weights):
+        pytest.skip(f'no official-format reference weights at {reference_weights}')
+    assert train.main(tiny_args(tmp_path, 'from-pth', 'refine', '--model-last-checkpoint', reference_weights,
+                                '--max-steps', '1')) == 0
+    assert '319/319 entries matched' in capsys.readouterr().out
+
+
+def test_missing_dataset_folder_names_the_data_path_entry(tmp_path, capsys):
+    args = tiny_args(tmp_path, 'nodata', 'base')
+    args[args.index('synthetic')] = 'videomatte240k'
+    assert train.main(args + ['--data-root', str(tmp_path / 'nowhere')]) == 2
+    err = capsys.readouterr().err
+    assert "DATA_PATH['videomatte240k']['train']" in err and str(tmp_path / 'nowhere') in err
+    assert not os.path.exists(tmp_path / 'checkpoint' / 'nodata')
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--batch-size', '64'], 'fewer than one batch'),
+    (['--amp'], '--amp needs --device gpu'),
+    (['--crop-size', '64', '48'], '--crop-size takes MIN MAX'),
+    (['--epoch-start', '3'], '--epoch-end (1) must be greater'),
+    (['--model-last-checkpoint', 'no/such/file.pdparams'], 'no such checkpoint file or folder'),
+    (['--model-pretrain-initialization', 'no/such/deeplab.pdparams'], 'no such file'),
+])
+def test_bad_options_exit_2_with_a_message(tmp_path, capsys, extra, message):
+    assert train.main(tiny_args(tmp_path, 'bad', 'base', *extra)) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_refine_sample_size_must_be_divisible_by_4(tmp_path, capsys):
+    args = tiny_args(tmp_path, 'bad', 'refine')
+    args[args.index('--sample-size') + 1] = '66'
+    assert train.main(args) == 2
+    assert 'divisible by 4' in capsys.readouterr().err
+
+
+def test_resume_refuses_a_checkpoint_of_another_stage_or_backbone(logged_run, tmp_path, capsys):
+    # Resuming 'logged' (a base run) as a refine run must not mix the two.
+    args = tiny_args(logged_run, 'logged', 'refine', '--resume')
+    assert train.main(args) == 2
+    assert 'is a base mobilenetv2 checkpoint' in capsys.readouterr().err
+    args = tiny_args(tmp_path, 'other', 'base', '--model-last-checkpoint', str(logged_run / 'checkpoint' / 'logged'))
+    args[args.index('mobilenetv2')] = 'resnet50'
+    assert train.main(args) == 2
+    assert 'holds mobilenetv2 weights' in capsys.readouterr().err
+
+
+def test_latest_pointer_to_a_missing_file_is_reported(tmp_path, capsys):
+    folder = tmp_path / 'checkpoint' / 'broken'
+    folder.mkdir(parents=True)
+    (folder / 'latest').write_text('epoch-9.pdparams\n')
+    assert train.main(tiny_args(tmp_path, 'broken', 'base', '--resume')) == 2
+    assert 'epoch-9.pdparams' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Data parallel
+# ---------------------------------------------------------------------------------------------
+
+def test_two_cpu_processes_with_paddle_distributed_launch(tmp_path):
+    """DataParallel over 2 CPU processes (gloo): both ranks end with identical trainable weights."""
+    args = tiny_args(tmp_path, 'dp', 'refine', steps_per_epoch=4)  # 8 samples
+    args[args.index('--batch-size') + 1] = '4'  # total: 2 per process, so 2 steps
+    launch_log = tmp_path / 'launch'
+    proc = subprocess.run([sys.executable, '-m', 'paddle.distributed.launch', '--nproc_per_node', '2',
+                           '--log_dir', str(launch_log), 'train.py', *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    logs = {p: open(p).read() for p in glob.glob(str(launch_log / 'workerlog.*'))}
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + ''.join(logs.values())[-3000:]
+    checksums = {}
+    for text in logs.values():
+        for line in text.splitlines():
+            if 'trainable parameter checksum' in line:
+                rank = line.split('rank ')[1].split(':')[0]
+                checksums[rank] = line.rsplit(' ', 1)[1]
+    assert set(checksums) == {'0', '1'} and checksums['0'] == checksums['1'], checksums
+    state = load_checkpoint(str(tmp_path / 'checkpoint' / 'dp'))
+    assert state['meta']['world_size'] == 2 and state['meta']['step'] == 2

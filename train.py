@@ -1,0 +1,135 @@
+"""Train BackgroundMattingV2: the base stage (MattingBase) or the refine stage (MattingRefine).
+
+Options keep the names of the official train_base.py / train_refine.py; defaults that differ
+between the stages (batch size, sizes, intervals) follow the chosen --stage.
+
+Examples:
+
+    # Stage 1: MattingBase on VideoMatte240K (512x512 samples, 256-512 px crops)
+    python train.py --stage base --dataset-name videomatte240k --model-backbone resnet50 \\
+        --model-name mattingbase-resnet50-videomatte240k --epoch-end 8
+
+    # Stage 2: MattingRefine, from the last base checkpoint (a folder means its latest file)
+    python train.py --stage refine --dataset-name videomatte240k --model-backbone resnet50 \\
+        --model-name mattingrefine-resnet50-videomatte240k \\
+        --model-last-checkpoint checkpoint/mattingbase-resnet50-videomatte240k --epoch-end 1
+
+    # Continue an interrupted run where it stopped
+    python train.py ...same options... --resume
+
+    # Several GPUs (or CPU processes): one process per device
+    python -m paddle.distributed.launch --log_dir log/launch --devices 0,1 train.py ...
+
+    # No data at hand: procedural data, tiny sizes, CPU
+    python train.py --stage base --dataset-name synthetic --model-backbone mobilenetv2 \\
+        --model-name demo --epoch-end 1 --device cpu --batch-size 2 --sample-size 128 --crop-size 64 128
+
+Exit status: 0 when done, 2 for a bad option, missing data or unusable weights (the message
+says which), 128 + signal number when stopped by SIGINT/SIGTERM after saving a checkpoint.
+"""
+import argparse
+import sys
+import warnings
+
+# Paddle warns about a missing ccache at import and about BatchNorm statistics on every train
+# step; neither concerns training, and both would drown the log lines.
+warnings.filterwarnings('ignore', message='No ccache found')
+warnings.filterwarnings('ignore', message='When training, we now always track global mean and variance')
+
+__all__ = ['build_parser', 'main']
+
+
+def build_parser():
+    """The argparse parser of train.py (official option names plus the port's additions)."""
+    from dataset.data_path import add_data_path_arguments
+    from model import BACKBONES, REFINE_MODES
+
+    p = argparse.ArgumentParser(
+        description='Train BackgroundMattingV2 (base or refine stage) with PaddlePaddle.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--stage', choices=['base', 'refine'], default='base',
+                   help='base: MattingBase (official train_base.py); refine: MattingRefine (train_refine.py)')
+    p.add_argument('--dataset-name', required=True,
+                   help="data set of the data-path table (videomatte240k, photomatte13k, distinction, ...) "
+                        "or 'synthetic' for procedural data")
+    add_data_path_arguments(p)
+
+    m = p.add_argument_group('model')
+    m.add_argument('--model-backbone', required=True, choices=BACKBONES)
+    m.add_argument('--model-backbone-scale', type=float, default=0.25, help='refine stage')
+    m.add_argument('--model-refine-mode', default='sampling', choices=REFINE_MODES, help='refine stage')
+    m.add_argument('--model-refine-sample-pixels', type=int, default=80_000, help='refine stage')
+    m.add_argument('--model-refine-threshold', '--model-refine-thresholding', dest='model_refine_threshold',
+                   type=float, default=0.7, help='refine stage, thresholding mode (official training default)')
+    m.add_argument('--model-refine-kernel-size', type=int, default=3, choices=[1, 3], help='refine stage')
+    m.add_argument('--model-name', required=True,
+                   help='names checkpoint/<model-name>/ and log/<model-name>/')
+    m.add_argument('--model-pretrain-initialization', default=None,
+                   help='DeepLabV3 weights to start the base stage from: the .pth of VainF/DeepLabV3Plus-Pytorch '
+                        'or a .pdparams made by python -m utils.convert_weights --deeplabv3 BACKBONE')
+    m.add_argument('--model-last-checkpoint', default=None,
+                   help='weights to start from (matched by name and shape): .pdparams, official .pth, '
+                        'a training checkpoint, or a checkpoint folder (its latest checkpoint)')
+    m.add_argument('--resume', action='store_true',
+                   help='continue from checkpoint/<model-name>/latest: weights, optimizer, step, learning '
+                        'rates and RNG states (starts a new run if there is none)')
+
+    t = p.add_argument_group('training')
+    t.add_argument('--batch-size', type=int, default=None,
+                   help='total over all processes (default: base 8, refine 4)')
+    t.add_argument('--num-workers', type=int, default=None, help='DataLoader workers (default: min(16, CPUs))')
+    t.add_argument('--epoch-start', type=int, default=0)
+    t.add_argument('--epoch-end', type=int, required=True)
+    t.add_argument('--max-steps', type=int, default=0,
+                   help='stop (with a checkpoint) once this many steps are done in total; 0: no limit')
+    t.add_argument('--sample-size', type=int, nargs='+', default=None, metavar='PX',
+                   help='H [W] of the dataset samples before cropping (default: base 512, refine 2048)')
+    t.add_argument('--crop-size', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'),
+                   help='per-step random crop side range (default: base 256 512, refine 1024 2048)')
+    t.add_argument('--lr-scale', type=float, default=1.0,
+                   help='multiplies the official per-part learning rates (ignored by --resume, which '
+                        'restores the saved ones)')
+    t.add_argument('--extra-augmentation', action='store_true',
+                   help='add plate exposure changes and JPEG artifacts to the official augmentation')
+    t.add_argument('--valid-samples', type=int, default=50, help='size of the fixed validation subset')
+    t.add_argument('--synthetic-length', type=int, default=256, help='training samples of --dataset-name synthetic')
+    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--device', choices=['cpu', 'gpu'], default=None, help='default: gpu if available')
+    t.add_argument('--amp', action=argparse.BooleanOptionalAction, default=None,
+                   help='mixed precision (default: on for gpu)')
+
+    lg = p.add_argument_group('logging and checkpoints')
+    lg.add_argument('--log-train-loss-interval', type=int, default=10)
+    lg.add_argument('--log-train-images-interval', type=int, default=None, help='default: base 2000, refine 1000')
+    lg.add_argument('--log-valid-interval', type=int, default=None, help='default: base 5000, refine 2000')
+    lg.add_argument('--checkpoint-interval', type=int, default=None, help='default: base 5000, refine 2000')
+    lg.add_argument('--keep-checkpoints', type=int, default=0,
+                    help='keep only the newest N mid-epoch checkpoints (0: keep all)')
+    lg.add_argument('--checkpoint-dir', default='checkpoint')
+    lg.add_argument('--log-dir', default='log', help='VisualDL logs go to <log-dir>/<model-name>/')
+    lg.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
+    return p
+
+
+def main(argv=None):
+    """Parse `argv`, train, and return the exit status (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    import paddle
+    from dataset.data_path import DataPathError
+    from utils.convert_weights import CheckpointError
+    from utils.training import TrainingError, train
+
+    if args.device is None:
+        args.device = 'gpu' if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else 'cpu'
+    if args.amp is None:
+        args.amp = args.device == 'gpu'
+    try:
+        result = train(args)
+    except (TrainingError, CheckpointError, DataPathError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return 128 + result.stopped_by if result.stopped_by else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Training losses of BackgroundMattingV2, as in the official train_base.py / train_refine.py.
+
+Base stage (MattingBase, everything at the input resolution):
+
+    L = L1(pha, pha*) + L1(sobel(pha), sobel(pha*)) + L1(fgr * m, fgr* * m) + MSE(err, |pha - pha*|)
+
+with m = (pha* > 0) and the error target computed from the *detached* prediction.
+
+Refine stage (MattingRefine): the alpha, Sobel and foreground terms at full resolution and
+at the backbone resolution (ground truth bilinearly resized down), plus the error term at
+full resolution: err_sm and pha_sm are bilinearly resized up and
+MSE(err, |pha_sm_up - pha*|) is taken. The official refine loss does not detach pha_sm in
+that term (unlike the base loss), so a gradient also flows into pha_sm through the error
+target; this is reproduced as is.
+
+`sobel` reproduces kornia's `sobel` (normalized 3x3 Sobel kernels, replicate padding,
+magnitude sqrt(gx^2 + gy^2 + eps), eps = 1e-6): the eps keeps the gradient of the square root
+finite in flat regions, where gx = gy = 0.
+
+All losses are means over every element, like torch's F.l1_loss / F.mse_loss.
+"""
+import paddle
+import paddle.nn.functional as F
+
+__all__ = ['sobel', 'loss_terms_base', 'compute_loss_base', 'loss_terms_refine', 'compute_loss_refine']
+
+# The 3x3 Sobel x-derivative kernel divided by the sum of its absolute values (8), as kornia's
+# normalized spatial_gradient; y is its transpose.
+_SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
+
+
+def sobel(x, eps=1e-6):
+    """Sobel gradient magnitude per channel.
+
+    Args:
+        x: (B, C, H, W) float tensor.
+    Returns:
+        (B, C, H, W): sqrt(gx^2 + gy^2 + eps) with normalized Sobel kernels and replicate padding.
+    """
+    channels = x.shape[1]
+    kx = paddle.to_tensor(_SOBEL_X, dtype=x.dtype) / 8.0
+    # One depthwise conv computes both derivatives: output channels (2c, 2c+1) = (gx, gy) of input c.
+    kernel = paddle.stack([kx, kx.t()]).unsqueeze(1)  # (2, 1, 3, 3)
+    kernel = paddle.tile(kernel, [channels, 1, 1, 1])  # (2C, 1, 3, 3)
+    padded = F.pad(x, [1, 1, 1, 1], mode='replicate')
+    g = F.conv2d(padded, kernel, groups=channels)  # (B, 2C, H, W)
+    g = g.reshape([g.shape[0], channels, 2, g.shape[2], g.shape[3]])
+    return paddle.sqrt((g * g).sum(axis=2) + eps)
+
+
+def _resize(x, size):
+    """Bilinear resize (B, C, h, w) -> (B, C, *size), half-pixel centres (kornia.resize's default)."""
+    return F.interpolate(x, size=list(size), mode='bilinear', align_corners=False)
+
+
+def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr):
+    """The four terms of the base-stage loss, as a dict of scalar tensors.
+
+    Args:
+        pred_pha (B, 1, H, W), pred_fgr (B, 3, H, W), pred_err (B, 1, H, W): MattingBase outputs.
+        true_pha (B, 1, H, W), true_fgr (B, 3, H, W): ground truth.
+    Returns:
+        {'pha_l1', 'pha_sobel', 'fgr_l1', 'err_mse'}; their sum is `compute_loss_base`.
+    """
+    true_err = paddle.abs(pred_pha.detach() - true_pha)
+    true_msk = (true_pha != 0).astype(pred_fgr.dtype)
+    return {
+        'pha_l1': F.l1_loss(pred_pha, true_pha),
+        'pha_sobel': F.l1_loss(sobel(pred_pha), sobel(true_pha)),
+        'fgr_l1': F.l1_loss(pred_fgr * true_msk, true_fgr * true_msk),
+        'err_mse': F.mse_loss(pred_err, true_err),
+    }
+
+
+def compute_loss_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr):
+    """Base-stage loss (scalar tensor); see `loss_terms_base` for the shapes."""
+    return paddle.add_n(list(loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr).values()))
+
+
+def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr):
+    """The seven terms of the refine-stage loss, as a dict of scalar tensors.
+
+    Args:
+        pred_pha (B, 1, H, W), pred_fgr (B, 3, H, W): full-resolution MattingRefine outputs.
+        pred_pha_sm (B, 1, h, w), pred_fgr_sm (B, 3, h, w), pred_err_sm (B, 1, h, w):
+            backbone-resolution outputs.
+        true_pha (B, 1, H, W), true_fgr (B, 3, H, W): full-resolution ground truth.
+    Returns:
+        {'pha_l1', 'pha_l1_sm', 'pha_sobel', 'pha_sobel_sm', 'fgr_l1', 'fgr_l1_sm', 'err_mse'};
+        their sum is `compute_loss_refine`.
+    """
+    size_sm = pred_pha_sm.shape[2:]
+    size_lg = true_pha.shape[2:]
+    true_pha_sm = _resize(true_pha, size_sm)
+    true_fgr_sm = _resize(true_fgr, size_sm)
+    true_msk = (true_pha != 0).astype(pred_fgr.dtype)
+    true_msk_sm = (true_pha_sm != 0).astype(pred_fgr_sm.dtype)
+    # Not detached, as in the official refine loss (see the module docstring).
+    true_err = paddle.abs(_resize(pred_pha_sm, size_lg) - true_pha)
+    return {
+        'pha_l1': F.l1_loss(pred_pha, true_pha),
+        'pha_l1_sm': F.l1_loss(pred_pha_sm, true_pha_sm),
+        'pha_sobel': F.l1_loss(sobel(pred_pha), sobel(true_pha)),
+        'pha_sobel_sm': F.l1_loss(sobel(pred_pha_sm), sobel(true_pha_sm)),
+        'fgr_l1': F.l1_loss(pred_fgr * true_msk, true_fgr * true_msk),
+        'fgr_l1_sm': F.l1_loss(pred_fgr_sm * true_msk_sm, true_fgr_sm * true_msk_sm),
+        'err_mse': F.mse_loss(_resize(pred_err_sm, size_lg), true_err),
+    }
+
+
+def compute_loss_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr):
+    """Refine-stage loss (scalar tensor); see `loss_terms_refine` for the shapes."""
+    return paddle.add_n(list(loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm,
+                                               pred_err_sm, true_pha, true_fgr).values()))
