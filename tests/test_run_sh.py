@@ -88,3 +88,16 @@ def test_a_failing_stage_stops_the_chain(tmp_path):
 def test_unknown_dataset_preset_is_refused(tmp_path):
     proc = run_sh(tmp_path, DATASET='imagenet')
     assert proc.returncode == 2 and "DATASET must be 'paper' or 'synthetic'" in proc.stderr
+
+
+def test_official_pth_is_converted_to_start_stage_1(tmp_path):
+    reference = os.environ.get('BGMV2_REFERENCE', os.path.join(os.path.dirname(ROOT), 'shared', 'reference'))
+    weights = os.path.join(reference, 'mobilenetv2', 'weights.pth')
+    if not os.path.isfile(weights):
+        pytest.skip(f'no official-format reference weights at {weights}')
+    # Stage 2 is made to fail so that only stage 1 runs.
+    proc = run_sh(tmp_path, START_PTH=weights, **tiny_synthetic_env(STAGE2_ARGS=TINY + ' --crop-size 64 48'))
+    converted = tmp_path / 'checkpoint' / 'start' / 'weights.pdparams'
+    assert f'==> converting {weights} -> {converted}' in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f'Loaded {converted}: 302/302 entries matched' in proc.stdout
+    assert proc.returncode == 2 and 'stage 2 (MattingRefine on synthetic)' in proc.stderr

@@ -60,7 +60,9 @@ def plot_stages(out_path, log_dirs, labels=None):
         offset = train[-1][0] + shift
         summary[label] = (train[0][1], train[-1][1])
     ax.set_xlabel('step (stages chained)')
-    ax.set_ylabel('loss')
+    # The refine loss adds three backbone-resolution terms to the base loss's four: compare
+    # curves within a stage, not across the base/refine boundary.
+    ax.set_ylabel('loss (base: 4 terms, refine: 7 terms)')
     ax.set_title('BackgroundMattingV2 training loss per stage')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -43,7 +43,7 @@ from utils.train_data import SYNTHETIC, BatchAugment, MattingBatches, build_data
 from utils.train_losses import loss_terms_base, loss_terms_refine
 
 __all__ = ['STAGES', 'TrainingError', 'TrainResult', 'fill_stage_defaults', 'build_model', 'build_optimizer',
-           'forward_losses', 'StopRequest', 'make_grid', 'validate', 'train']
+           'forward_losses', 'StopRequest', 'make_grid', 'validate', 'Trainer', 'train']
 
 # Per-stage settings of the official scripts. 'lrs' are Adam learning rates per model part;
 # the other entries are defaults of the command-line options of the same name.
@@ -401,242 +401,301 @@ def _seed_everything(seed):
     paddle.seed(seed)
 
 
+class Trainer:
+    """One training run of one stage; `train(args)` is the entry point.
+
+    Construction does everything that can fail on bad input (options, data folders,
+    weights, checkpoints) before any step is taken; `run()` then trains from the current
+    position (step, epoch, batch within the epoch) to --epoch-end or --max-steps, or until
+    SIGINT/SIGTERM, and returns a `TrainResult`.
+    """
+
+    def __init__(self, args):
+        fill_stage_defaults(args)
+        self.args = args
+        self.world_size, self.rank = dist.get_world_size(), dist.get_rank()
+        _check_args(args, self.world_size)
+        self.is_main = self.rank == 0
+        self.device = _setup_device(args, self.world_size)
+        _seed_everything(args.seed)
+        self.checkpoint_dir = os.path.join(args.checkpoint_dir, args.model_name)
+        self._build_data()
+        resume_state = self._build_model()
+        self._build_optimizer(resume_state)
+        self._set_position(resume_state)
+        self.last_checkpoint = None
+        self.losses = []
+
+    def say(self, msg):
+        """Print on rank 0 only; tqdm.write puts the line above an active progress bar."""
+        if self.is_main:
+            from tqdm import tqdm
+            tqdm.write(msg)
+            sys.stdout.flush()
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _build_data(self):
+        args = self.args
+        table = None
+        if args.dataset_name != SYNTHETIC:  # a missing folder is reported before the model is built
+            from dataset.data_path import load_data_path
+            table = load_data_path(config=args.data_config, data_root=args.data_root, overrides=args.data_path)
+        self.train_set, self.valid_set = build_datasets(args.dataset_name, args.sample_size, args.valid_samples,
+                                                        seed=args.seed, table=table,
+                                                        synthetic_length=args.synthetic_length)
+        per_rank = args.batch_size // self.world_size
+        self.train_batches = MattingBatches(self.train_set, per_rank, seed=args.seed, shuffle=True,
+                                            augment=BatchAugment(args.crop_size, extra=args.extra_augmentation),
+                                            drop_last=True, rank=self.rank, world_size=self.world_size)
+        self.steps_per_epoch = self.train_batches.batches_per_epoch
+        if self.steps_per_epoch == 0:
+            raise TrainingError(f'the training set has {len(self.train_set)} samples, fewer than one batch of '
+                                f'{args.batch_size}; lower --batch-size')
+        self.valid_batches = MattingBatches(self.valid_set, per_rank, shuffle=False, augment=None, drop_last=False)
+        self.valid_batches.set_epoch(0)  # validation always sees the same samples
+
+    def _build_model(self):
+        """The model with its weights: from the latest checkpoint (--resume) or the start options.
+
+        Returns the checkpoint dict when resuming, else None.
+        """
+        args = self.args
+        self.model = build_model(args)
+        resume_state = None
+        if args.resume:
+            path = latest_checkpoint(self.checkpoint_dir)
+            if path is None:
+                self.say(f'--resume: no checkpoint in {self.checkpoint_dir} yet; starting a new run')
+            else:
+                resume_state = load_checkpoint(path)
+                self._check_resumable(path, resume_state['meta'])
+                missing, unexpected = self.model.set_state_dict(resume_state['model'])
+                if missing or unexpected:
+                    raise CheckpointError(f'{path}: does not fit the model (missing {missing[:3]}, '
+                                          f'unexpected {unexpected[:3]})')
+                self.say(f'Resuming from {path} (step {resume_state["meta"]["step"]})')
+        if resume_state is None:
+            _load_initial_weights(self.model, args, self.say)
+        if self.world_size > 1 and args.device == 'gpu':
+            # Before the optimizer is built, so that it holds the converted layers' parameters.
+            # SyncBatchNorm has no CPU kernel in Paddle; on CPU each process keeps its own statistics.
+            self.model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.net = self.model
+        if self.world_size > 1:
+            # The refiner gets no gradient in a step where no patch is selected.
+            self.net = paddle.DataParallel(self.model, find_unused_parameters=args.stage == 'refine')
+        return resume_state
+
+    def _check_resumable(self, path, meta):
+        args = self.args
+        if meta.get('stage') != args.stage or meta.get('backbone') != args.model_backbone:
+            raise CheckpointError(f'{path}: is a {meta.get("stage")} {meta.get("backbone")} checkpoint, '
+                                  f'but this run is --stage {args.stage} --model-backbone '
+                                  f'{args.model_backbone}; use another --model-name')
+        saved_kernel = meta.get('args', {}).get('model_refine_kernel_size', args.model_refine_kernel_size)
+        if args.stage == 'refine' and saved_kernel != args.model_refine_kernel_size:
+            raise CheckpointError(f'{path}: was trained with --model-refine-kernel-size {saved_kernel}, '
+                                  f'not {args.model_refine_kernel_size}')
+
+    def _build_optimizer(self, resume_state):
+        args = self.args
+        self.lrs = collections.OrderedDict((part, lr * args.lr_scale)
+                                           for part, lr in STAGES[args.stage]['lrs'].items())
+        if resume_state is not None:
+            self.lrs = collections.OrderedDict(resume_state['meta']['lrs'])  # the run's own rates
+        self.optimizer = build_optimizer(self.model, self.lrs)
+        self.amp = bool(args.amp)
+        # torch's GradScaler defaults, as the official scripts use them.
+        self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 16) if self.amp else None
+        if resume_state is not None:
+            restore_optimizer_state(self.optimizer, self.model, resume_state['optimizer'])
+            if self.scaler is not None and resume_state.get('scaler'):
+                self.scaler.load_state_dict(resume_state['scaler'])
+
+    def _set_position(self, resume_state):
+        """step (optimizer steps done), epoch and batch (next batch of that epoch)."""
+        if resume_state is None:
+            self.step, self.epoch, self.batch = self.args.epoch_start * self.steps_per_epoch, self.args.epoch_start, 0
+            return
+        meta = resume_state['meta']
+        self.step, self.epoch, self.batch = int(meta['step']), int(meta['epoch']), int(meta['batch'])
+        if meta.get('batches_per_epoch') not in (None, self.steps_per_epoch):
+            self.say(f'note: the checkpoint had {meta["batches_per_epoch"]} batches per epoch, now there are '
+                     f'{self.steps_per_epoch} (other data or batch size); continuing at batch {self.batch}')
+        if self.batch >= self.steps_per_epoch:
+            self.epoch, self.batch = self.epoch + 1, 0
+        if resume_state.get('rng') is not None:
+            set_rng_state(resume_state['rng'])  # last, so that nothing above consumes random numbers
+
+    # -- one step, logging, validation, checkpoints ---------------------------------------------
+
+    def _train_step(self, src, bgr, true_pha, true_fgr):
+        """Forward, backward, update. Returns (loss value, {term: value}, outputs)."""
+        with paddle.amp.auto_cast(enable=self.amp):
+            loss, terms, outputs = forward_losses(self.net, self.args.stage, src, bgr, true_pha, true_fgr)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)  # skips the update if the scaled gradients overflowed
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.optimizer.clear_grad()
+        value = float(loss)
+        if not math.isfinite(value) and self.scaler is None:
+            raise FloatingPointError(f'the loss is {value} at step {self.step}; lower the learning rates '
+                                     f'(--lr-scale) or check the data')
+        return value, {k: float(v) for k, v in terms.items()}, outputs
+
+    def _log_losses(self, meter, writer, total_steps):
+        mean_loss = meter.mean('loss')
+        self.losses.append((self.step, mean_loss))
+        for k in meter.terms:
+            writer.add_scalar('train/loss' if k == 'loss' else f'train/loss_{k}', meter.mean(k), self.step)
+        for part, lr in self.lrs.items():
+            writer.add_scalar(f'lr/{part}', lr, self.step)
+        avg_batch = meter.batch / meter.count
+        self.say(f'[TRAIN] epoch: {self.epoch}, step: {self.step}, batch: {self.batch}/{self.steps_per_epoch}, '
+                 f'loss: {mean_loss:.5f}, lr: {next(iter(self.lrs.values())):.2e}, '
+                 f'avg_reader_cost: {meter.reader / meter.count:.5f} sec, '
+                 f'avg_batch_cost: {avg_batch:.5f} sec, avg_samples: {meter.samples / meter.count:.1f}, '
+                 f'ips: {meter.samples / max(meter.batch, 1e-9):.3f} samples/sec, '
+                 f'eta: {_format_time((total_steps - self.step) * avg_batch)}')
+        meter.reset()
+
+    def _validate(self, writer):
+        loader = paddle.io.DataLoader(self.valid_batches, batch_size=None,
+                                      num_workers=min(self.args.num_workers, 2), worker_init_fn=_worker_init)
+        scores = validate(self.model, self.args.stage, loader, amp=self.amp, writer=writer, step=self.step)
+        for k, v in scores.items():
+            writer.add_scalar(f'valid/{k}', v, self.step)
+        self.say(f'[VALID] step: {self.step}, loss: {scores["loss"]:.5f}, SAD: {scores["SAD"]:.4f}, '
+                 f'MSE(x1e3): {scores["MSE"]:.4f} ({len(self.valid_set)} samples)')
+
+    def _save(self, filename):
+        if not self.is_main:
+            return
+        meta = _checkpoint_meta(self.args, self.step, self.epoch, self.batch, self.steps_per_epoch, self.lrs,
+                                self.world_size)
+        self.last_checkpoint = save_checkpoint(self.checkpoint_dir, filename, self.model, self.optimizer, meta,
+                                               self.scaler)
+        prune_checkpoints(self.checkpoint_dir, self.args.keep_checkpoints)
+        self.say(f'[TRAIN] saved {self.last_checkpoint}')
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self):
+        """Train to --epoch-end (or --max-steps, or a signal); returns a `TrainResult`."""
+        args = self.args
+        self.say(f'[TRAIN] stage {args.stage}, {type(self.model).__name__}({args.model_backbone}), data '
+                 f'{args.dataset_name}: {len(self.train_set)} train / {len(self.valid_set)} valid samples of '
+                 f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, batch {args.batch_size} '
+                 f'({self.world_size} process(es), {self.device}{", amp" if self.amp else ""}), '
+                 f'{self.steps_per_epoch} steps/epoch, epochs {self.epoch}..{args.epoch_end - 1}, lrs '
+                 + ', '.join(f'{k} {v:g}' for k, v in self.lrs.items()))
+        stopped_by = None
+        if self.epoch >= args.epoch_end:
+            self.say(f'[TRAIN] already trained to the end of epoch {self.epoch - 1} (step {self.step}), '
+                     f'--epoch-end {args.epoch_end}: nothing to do')
+        elif args.max_steps and self.step >= args.max_steps:
+            self.say(f'[TRAIN] already at step {self.step} >= --max-steps {args.max_steps}: nothing to do')
+        else:
+            writer = _NullWriter()
+            if self.is_main:
+                from visualdl import LogWriter
+                os.makedirs(self.checkpoint_dir, exist_ok=True)
+                writer = LogWriter(logdir=os.path.join(args.log_dir, args.model_name))
+            self.model.train()
+            try:
+                with StopRequest() as stop:
+                    while self.epoch < args.epoch_end:
+                        finished = self._run_epoch(stop, writer)
+                        if finished is not False:
+                            stopped_by = finished
+                            break
+                        self.epoch, self.batch = self.epoch + 1, 0
+            finally:
+                writer.close()
+
+        # Equal on every rank when data-parallel training kept the replicas in sync (BatchNorm
+        # statistics are left out: without SyncBatchNorm, on CPU, each process has its own).
+        checksum = float(sum(float(paddle.abs(p).astype('float64').sum()) for p in self.model.parameters()
+                             if not p.stop_gradient))
+        print(f'[TRAIN] rank {self.rank}: {self.step} steps done, trainable parameter checksum {checksum:.6f}',
+              flush=True)
+        if stopped_by:
+            self.say(f'[TRAIN] stopped by {signal.Signals(stopped_by).name} at step {self.step}; '
+                     f'continue with --resume')
+        return TrainResult(self.step, self.epoch, stopped_by or None, self.last_checkpoint, self.losses)
+
+    def _run_epoch(self, stop, writer):
+        """Train the rest of the current epoch.
+
+        Returns False when the epoch is complete and training goes on; otherwise it stopped:
+        the signal number (SIGINT/SIGTERM) or None (--max-steps).
+        """
+        from tqdm import tqdm
+        args = self.args
+        total_steps = args.epoch_end * self.steps_per_epoch
+        if args.max_steps:
+            total_steps = min(total_steps, args.max_steps)
+        self.train_batches.set_epoch(self.epoch, start=self.batch)
+        loader = paddle.io.DataLoader(self.train_batches, batch_size=None, num_workers=args.num_workers,
+                                      worker_init_fn=_worker_init)
+        batches = iter(loader)
+        # disable=None: no bar when stderr is not a terminal (CI logs, files).
+        bar = tqdm(total=self.steps_per_epoch, initial=self.batch, desc=f'epoch {self.epoch}', dynamic_ncols=True,
+                   disable=True if (not self.is_main or args.no_progress) else None, leave=False)
+        meter = _Meter()
+        result = False
+        try:
+            while self.batch < self.steps_per_epoch:
+                start = time.perf_counter()
+                try:
+                    src, bgr, true_pha, true_fgr = next(batches)
+                except Exception:
+                    if stop.requested:  # the workers got the same Ctrl+C and died: stop cleanly
+                        self._save(checkpoint_name(self.epoch, self.step))
+                        return stop.signum
+                    raise
+                reader_cost = time.perf_counter() - start
+                loss, terms, outputs = self._train_step(src, bgr, true_pha, true_fgr)
+                self.step += 1
+                self.batch += 1
+                bar.update(1)
+                meter.update(reader_cost, time.perf_counter() - start, src.shape[0], dict(terms, loss=loss))
+
+                if self.step % args.log_train_loss_interval == 0:
+                    self._log_losses(meter, writer, total_steps)
+                if self.is_main and self.step % args.log_train_images_interval == 0:
+                    _log_images(writer, 'train', self.step, src, bgr, outputs, true_pha)
+                del src, bgr, true_pha, true_fgr, outputs
+                if self.is_main and self.step % args.log_valid_interval == 0:
+                    self._validate(writer)
+
+                stopping = _any_rank(stop.requested, self.world_size)
+                at_max = bool(args.max_steps) and self.step >= args.max_steps
+                if self.batch == self.steps_per_epoch:
+                    self._save(checkpoint_name(self.epoch))
+                elif self.step % args.checkpoint_interval == 0 or stopping or at_max:
+                    self._save(checkpoint_name(self.epoch, self.step))
+                if stopping or at_max:
+                    result = stop.signum if stopping else None
+                    break
+            if self.batch >= self.steps_per_epoch:
+                # Let the iterator reach its end: it then stops its workers itself. Dropping it
+                # early makes Paddle kill them, which it reports as an error at exit.
+                next(batches, None)
+        finally:
+            bar.close()
+        return result
+
+
 def train(args):
-    """Train one stage as configured by `args` (see train.py); returns a `TrainResult`.
+    """Train one stage as configured by `args` (the namespace of train.py); returns a `TrainResult`.
 
     Raises TrainingError, CheckpointError or dataset.data_path.DataPathError (naming the
     DATA_PATH entry) for bad options, weights or data folders, before any step is taken.
     """
-    fill_stage_defaults(args)
-    world_size, rank = dist.get_world_size(), dist.get_rank()
-    _check_args(args, world_size)
-    is_main = rank == 0
-    from tqdm import tqdm
-    # tqdm.write prints above an active progress bar instead of through it.
-    def say(msg):
-        if is_main:
-            tqdm.write(msg)
-            sys.stdout.flush()
-
-    device = _setup_device(args, world_size)
-    _seed_everything(args.seed)
-
-    # Data first: a missing folder is reported before minutes of model building.
-    table = None
-    if args.dataset_name != SYNTHETIC:
-        from dataset.data_path import load_data_path
-        table = load_data_path(config=args.data_config, data_root=args.data_root, overrides=args.data_path)
-    train_set, valid_set = build_datasets(args.dataset_name, args.sample_size, args.valid_samples,
-                                          seed=args.seed, table=table, synthetic_length=args.synthetic_length)
-    per_rank = args.batch_size // world_size
-    train_batches = MattingBatches(train_set, per_rank, seed=args.seed, shuffle=True,
-                                   augment=BatchAugment(args.crop_size, extra=args.extra_augmentation),
-                                   drop_last=True, rank=rank, world_size=world_size)
-    steps_per_epoch = train_batches.batches_per_epoch
-    if steps_per_epoch == 0:
-        raise TrainingError(f'the training set has {len(train_set)} samples, fewer than one batch of '
-                            f'{args.batch_size}; lower --batch-size')
-    valid_batches = MattingBatches(valid_set, per_rank, shuffle=False, augment=None, drop_last=False)
-    valid_batches.set_epoch(0)  # validation always sees the same samples
-
-    # Model, weights, optimizer.
-    model = build_model(args)
-    checkpoint_dir = os.path.join(args.checkpoint_dir, args.model_name)
-    resume_state = None
-    if args.resume:
-        path = latest_checkpoint(checkpoint_dir)
-        if path is None:
-            say(f'--resume: no checkpoint in {checkpoint_dir} yet; starting a new run')
-        else:
-            resume_state = load_checkpoint(path)
-            meta = resume_state['meta']
-            if meta.get('stage') != args.stage or meta.get('backbone') != args.model_backbone:
-                raise CheckpointError(f'{path}: is a {meta.get("stage")} {meta.get("backbone")} checkpoint, '
-                                      f'but this run is --stage {args.stage} --model-backbone '
-                                      f'{args.model_backbone}; use another --model-name')
-            missing, unexpected = model.set_state_dict(resume_state['model'])
-            if missing or unexpected:
-                raise CheckpointError(f'{path}: does not fit the model (missing {missing[:3]}, '
-                                      f'unexpected {unexpected[:3]})')
-            say(f'Resuming from {path} (step {meta["step"]})')
-    if resume_state is None:
-        _load_initial_weights(model, args, say)
-
-    if world_size > 1 and args.device == 'gpu':
-        # Before the optimizer is built, so that it holds the converted layers' parameters.
-        # SyncBatchNorm has no CPU kernel in Paddle; on CPU each process keeps its own statistics.
-        model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-
-    lrs = collections.OrderedDict((part, lr * args.lr_scale) for part, lr in STAGES[args.stage]['lrs'].items())
-    if resume_state is not None:
-        lrs = collections.OrderedDict(resume_state['meta']['lrs'])
-    optimizer = build_optimizer(model, lrs)
-    amp = bool(args.amp)
-    scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 16) if amp else None
-    if resume_state is not None:
-        restore_optimizer_state(optimizer, model, resume_state['optimizer'])
-        if scaler is not None and resume_state.get('scaler'):
-            scaler.load_state_dict(resume_state['scaler'])
-
-    net = model
-    if world_size > 1:
-        # The refiner gets no gradient in a step where no patch is selected.
-        net = paddle.DataParallel(model, find_unused_parameters=args.stage == 'refine')
-
-    # Where to start.
-    if resume_state is not None:
-        meta = resume_state['meta']
-        step, epoch, batch = int(meta['step']), int(meta['epoch']), int(meta['batch'])
-        if meta.get('batches_per_epoch') not in (None, steps_per_epoch):
-            say(f'note: the checkpoint had {meta["batches_per_epoch"]} batches per epoch, now there are '
-                f'{steps_per_epoch} (other data or batch size); continuing at batch {batch}')
-        if batch >= steps_per_epoch:
-            epoch, batch = epoch + 1, 0
-        if resume_state.get('rng') is not None:
-            set_rng_state(resume_state['rng'])
-    else:
-        step, epoch, batch = args.epoch_start * steps_per_epoch, args.epoch_start, 0
-
-    writer = _NullWriter()
-    if is_main:
-        from visualdl import LogWriter
-        os.makedirs(checkpoint_dir, exist_ok=True)
-        writer = LogWriter(logdir=os.path.join(args.log_dir, args.model_name))
-    say(f'[TRAIN] stage {args.stage}, {type(model).__name__}({args.model_backbone}), data '
-        f'{args.dataset_name}: {len(train_set)} train / {len(valid_set)} valid samples of '
-        f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, batch {args.batch_size} '
-        f'({world_size} process(es), {device}{", amp" if amp else ""}), {steps_per_epoch} steps/epoch, '
-        f'epochs {epoch}..{args.epoch_end - 1}, lrs ' + ', '.join(f'{k} {v:g}' for k, v in lrs.items()))
-
-    losses = []
-    last_checkpoint = None
-    stopped_by = None
-    total_steps = args.epoch_end * steps_per_epoch
-    if args.max_steps:
-        total_steps = min(total_steps, args.max_steps)
-
-    def save(filename):
-        nonlocal last_checkpoint
-        if is_main:
-            meta = _checkpoint_meta(args, step, epoch, batch, steps_per_epoch, lrs, world_size)
-            last_checkpoint = save_checkpoint(checkpoint_dir, filename, model, optimizer, meta, scaler)
-            prune_checkpoints(checkpoint_dir, args.keep_checkpoints)
-            say(f'[TRAIN] saved {last_checkpoint}')
-
-    meter = _Meter()
-    if epoch >= args.epoch_end:
-        say(f'[TRAIN] already trained to the end of epoch {epoch - 1} (step {step}), --epoch-end '
-            f'{args.epoch_end}: nothing to do')
-    elif args.max_steps and step >= args.max_steps:
-        say(f'[TRAIN] already at step {step} >= --max-steps {args.max_steps}: nothing to do')
-        epoch = args.epoch_end  # skip the loop
-    model.train()
-    try:
-        with StopRequest() as stop:
-            while epoch < args.epoch_end:
-                train_batches.set_epoch(epoch, start=batch)
-                loader = paddle.io.DataLoader(train_batches, batch_size=None, num_workers=args.num_workers,
-                                              worker_init_fn=_worker_init)
-                batches = iter(loader)
-                # disable=None: no bar when stderr is not a terminal (CI logs, files).
-                bar = tqdm(total=steps_per_epoch, initial=batch, desc=f'epoch {epoch}', dynamic_ncols=True,
-                           disable=True if (not is_main or args.no_progress) else None, leave=False)
-                done = False
-                while batch < steps_per_epoch:
-                    start = time.perf_counter()
-                    try:
-                        src, bgr, true_pha, true_fgr = next(batches)
-                    except StopIteration:
-                        break
-                    except Exception:
-                        if stop.requested:  # workers got the same Ctrl+C and died; stop cleanly
-                            break
-                        raise
-                    reader_cost = time.perf_counter() - start
-
-                    with paddle.amp.auto_cast(enable=amp):
-                        loss, terms, outputs = forward_losses(net, args.stage, src, bgr, true_pha, true_fgr)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        optimizer.step()
-                    optimizer.clear_grad()
-                    loss_value = float(loss)
-                    if not math.isfinite(loss_value) and scaler is None:
-                        raise FloatingPointError(f'the loss is {loss_value} at step {step}; lower the learning '
-                                                 f'rates (--lr-scale) or check the data')
-                    step += 1
-                    batch += 1
-                    bar.update(1)
-                    meter.update(reader_cost, time.perf_counter() - start, src.shape[0],
-                                 dict({'loss': loss_value}, **{k: float(v) for k, v in terms.items()}))
-
-                    if step % args.log_train_loss_interval == 0:
-                        mean_loss = meter.mean('loss')
-                        losses.append((step, mean_loss))
-                        for k in meter.terms:
-                            writer.add_scalar('train/loss' if k == 'loss' else f'train/loss_{k}', meter.mean(k), step)
-                        for part, lr in lrs.items():
-                            writer.add_scalar(f'lr/{part}', lr, step)
-                        avg_batch = meter.batch / meter.count
-                        eta = (total_steps - step) * avg_batch
-                        line = (f'[TRAIN] epoch: {epoch}, step: {step}, batch: {batch}/{steps_per_epoch}, '
-                                f'loss: {mean_loss:.5f}, lr: {next(iter(lrs.values())):.2e}, '
-                                f'avg_reader_cost: {meter.reader / meter.count:.5f} sec, '
-                                f'avg_batch_cost: {avg_batch:.5f} sec, '
-                                f'avg_samples: {meter.samples / meter.count:.1f}, '
-                                f'ips: {meter.samples / max(meter.batch, 1e-9):.3f} samples/sec, '
-                                f'eta: {_format_time(eta)}')
-                        say(line)
-                        meter.reset()
-
-                    if is_main and step % args.log_train_images_interval == 0:
-                        _log_images(writer, 'train', step, src, bgr, outputs, true_pha)
-                    del src, bgr, true_pha, true_fgr, loss, terms, outputs
-
-                    if is_main and step % args.log_valid_interval == 0:
-                        scores = validate(model, args.stage, paddle.io.DataLoader(
-                            valid_batches, batch_size=None, num_workers=min(args.num_workers, 2),
-                            worker_init_fn=_worker_init),
-                            amp=amp, writer=writer, step=step)
-                        for k, v in scores.items():
-                            writer.add_scalar(f'valid/{k}', v, step)
-                        say(f'[VALID] step: {step}, loss: {scores["loss"]:.5f}, SAD: {scores["SAD"]:.4f}, '
-                            f'MSE(x1e3): {scores["MSE"]:.4f} ({len(valid_set)} samples)')
-
-                    stopping = _any_rank(stop.requested, world_size)
-                    at_max = bool(args.max_steps) and step >= args.max_steps
-                    if batch == steps_per_epoch:
-                        save(checkpoint_name(epoch))
-                    elif step % args.checkpoint_interval == 0 or stopping or at_max:
-                        save(checkpoint_name(epoch, step))
-                    if stopping or at_max:
-                        stopped_by = stop.signum if stopping else None
-                        done = True
-                        break
-                bar.close()
-                if batch >= steps_per_epoch:
-                    # Let the iterator reach its end: it then stops its workers itself. Dropping
-                    # it early makes Paddle kill them, which it reports as an error at exit.
-                    next(batches, None)
-                del batches, loader
-                if stop.requested and not done:  # the loader failed after a signal
-                    save(checkpoint_name(epoch, step))
-                    stopped_by, done = stop.signum, True
-                if done:
-                    break
-                epoch, batch = epoch + 1, 0
-    finally:
-        writer.close()
-
-    # Equal on every rank when data-parallel training kept the replicas in sync (BatchNorm
-    # statistics are left out: without SyncBatchNorm, on CPU, each process has its own).
-    checksum = float(sum(float(paddle.abs(p).astype('float64').sum()) for p in model.parameters()
-                         if not p.stop_gradient))
-    print(f'[TRAIN] rank {rank}: {step} steps done, trainable parameter checksum {checksum:.6f}', flush=True)
-    if stopped_by is not None:
-        say(f'[TRAIN] stopped by {signal.Signals(stopped_by).name} at step {step}; continue with --resume')
-    return TrainResult(step, epoch, stopped_by, last_checkpoint, losses)
+    return Trainer(args).run()
