@@ -46,9 +46,10 @@ def build_parser():
 
     p = argparse.ArgumentParser(
         description='Train BackgroundMattingV2 (base or refine stage) with PaddlePaddle.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        epilog=__doc__.split('\n\n', 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--stage', choices=['base', 'refine'], default='base',
-                   help='base: MattingBase (official train_base.py); refine: MattingRefine (train_refine.py)')
+                   help='base: MattingBase (official train_base.py, the default); refine: MattingRefine '
+                        '(train_refine.py)')
     p.add_argument('--dataset-name', required=True,
                    help="data set of the data-path table (videomatte240k, photomatte13k, distinction, ...) "
                         "or 'synthetic' for procedural data")
@@ -56,12 +57,15 @@ def build_parser():
 
     m = p.add_argument_group('model')
     m.add_argument('--model-backbone', required=True, choices=BACKBONES)
-    m.add_argument('--model-backbone-scale', type=float, default=0.25, help='refine stage')
-    m.add_argument('--model-refine-mode', default='sampling', choices=REFINE_MODES, help='refine stage')
-    m.add_argument('--model-refine-sample-pixels', type=int, default=80_000, help='refine stage')
+    m.add_argument('--model-backbone-scale', type=float, default=0.25, help='refine stage (default 0.25)')
+    m.add_argument('--model-refine-mode', default='sampling', choices=REFINE_MODES,
+                   help='refine stage (default sampling)')
+    m.add_argument('--model-refine-sample-pixels', type=int, default=80_000,
+                   help='refine stage, sampling mode (default 80000)')
     m.add_argument('--model-refine-threshold', '--model-refine-thresholding', dest='model_refine_threshold',
-                   type=float, default=0.7, help='refine stage, thresholding mode (official training default)')
-    m.add_argument('--model-refine-kernel-size', type=int, default=3, choices=[1, 3], help='refine stage')
+                   type=float, default=0.7,
+                   help='refine stage, thresholding mode (default 0.7, as the official train_refine.py)')
+    m.add_argument('--model-refine-kernel-size', type=int, default=3, choices=[1, 3], help='refine stage (default 3)')
     m.add_argument('--model-name', required=True,
                    help='names checkpoint/<model-name>/ and log/<model-name>/')
     m.add_argument('--model-pretrain-initialization', default=None,
@@ -78,8 +82,8 @@ def build_parser():
     t.add_argument('--batch-size', type=int, default=None,
                    help='total over all processes (default: base 8, refine 4)')
     t.add_argument('--num-workers', type=int, default=None, help='DataLoader workers (default: min(16, CPUs))')
-    t.add_argument('--epoch-start', type=int, default=0)
-    t.add_argument('--epoch-end', type=int, required=True)
+    t.add_argument('--epoch-start', type=int, default=0, help='first epoch of a new run (default 0)')
+    t.add_argument('--epoch-end', type=int, required=True, help='train up to this epoch (exclusive)')
     t.add_argument('--max-steps', type=int, default=0,
                    help='stop (with a checkpoint) once this many steps are done in total; 0: no limit')
     t.add_argument('--sample-size', type=int, nargs='+', default=None, metavar='PX',
@@ -87,25 +91,27 @@ def build_parser():
     t.add_argument('--crop-size', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'),
                    help='per-step random crop side range (default: base 256 512, refine 1024 2048)')
     t.add_argument('--lr-scale', type=float, default=1.0,
-                   help='multiplies the official per-part learning rates (ignored by --resume, which '
-                        'restores the saved ones)')
+                   help='multiplies the official per-part learning rates (default 1; ignored by --resume, '
+                        'which restores the saved ones)')
     t.add_argument('--extra-augmentation', action='store_true',
                    help='add plate exposure changes and JPEG artifacts to the official augmentation')
-    t.add_argument('--valid-samples', type=int, default=50, help='size of the fixed validation subset')
-    t.add_argument('--synthetic-length', type=int, default=256, help='training samples of --dataset-name synthetic')
-    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--valid-samples', type=int, default=50, help='size of the fixed validation subset (default 50)')
+    t.add_argument('--synthetic-length', type=int, default=256,
+                   help='training samples of --dataset-name synthetic (default 256)')
+    t.add_argument('--seed', type=int, default=0, help='seeds initialisation, sample order and augmentation (default 0)')
     t.add_argument('--device', choices=['cpu', 'gpu'], default=None, help='default: gpu if available')
     t.add_argument('--amp', action=argparse.BooleanOptionalAction, default=None,
                    help='mixed precision (default: on for gpu)')
 
     lg = p.add_argument_group('logging and checkpoints')
-    lg.add_argument('--log-train-loss-interval', type=int, default=10)
+    lg.add_argument('--log-train-loss-interval', type=int, default=10,
+                    help='steps between loss logs and console lines (default 10)')
     lg.add_argument('--log-train-images-interval', type=int, default=None, help='default: base 2000, refine 1000')
     lg.add_argument('--log-valid-interval', type=int, default=None, help='default: base 5000, refine 2000')
     lg.add_argument('--checkpoint-interval', type=int, default=None, help='default: base 5000, refine 2000')
     lg.add_argument('--keep-checkpoints', type=int, default=0,
                     help='keep only the newest N mid-epoch checkpoints (0: keep all)')
-    lg.add_argument('--checkpoint-dir', default='checkpoint')
+    lg.add_argument('--checkpoint-dir', default='checkpoint', help='checkpoints go to <checkpoint-dir>/<model-name>/')
     lg.add_argument('--log-dir', default='log', help='VisualDL logs go to <log-dir>/<model-name>/')
     lg.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
     return p
