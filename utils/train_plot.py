@@ -40,7 +40,7 @@ def plot_stages(out_path, log_dirs, labels=None):
     import matplotlib.pyplot as plt
 
     labels = labels or [os.path.basename(os.path.normpath(d)) for d in log_dirs]
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     offset = 0
     summary = {}
     for k, (log_dir, label) in enumerate(zip(log_dirs, labels)):
@@ -65,7 +65,8 @@ def plot_stages(out_path, log_dirs, labels=None):
     ax.set_ylabel('loss (base: 4 terms, refine: 7 terms)')
     ax.set_title('BackgroundMattingV2 training loss per stage')
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    # Below the axes: inside, it would hide the first (highest) losses.
+    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     fig.savefig(out_path)
