@@ -1,8 +1,8 @@
 """Atrous Spatial Pyramid Pooling (DeepLabV3), as in the official BackgroundMattingV2 code."""
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
+from .ops import broadcast_spatial
 from .utils import spatial_size
 
 
@@ -31,7 +31,7 @@ class ASPPPooling(nn.Sequential):
         size = spatial_size(x)
         for layer in self:
             x = layer(x)
-        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+        return broadcast_spatial(x, size)  # bilinear resizing of a 1x1 map is repetition
 
 
 class ASPP(nn.Layer):

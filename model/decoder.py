@@ -1,8 +1,8 @@
 """The BackgroundMattingV2 decoder: four upsample + skip-concat + conv stages."""
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
+from .ops import resize_bilinear
 from .utils import spatial_size
 
 
@@ -31,7 +31,8 @@ class Decoder(nn.Layer):
 
     @staticmethod
     def _up_concat(x, skip):
-        x = F.interpolate(x, size=spatial_size(skip), mode='bilinear', align_corners=False)
+        # exact 2x when the sizes allow it (the usual case), any sizes otherwise
+        x = resize_bilinear(x, spatial_size(skip), factor=2)
         return paddle.concat([x, skip], axis=1)
 
     def forward(self, x4, x3, x2, x1, x0):

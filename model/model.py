@@ -8,6 +8,7 @@ import paddle.nn.functional as F
 from .aspp import ASPP
 from .decoder import Decoder
 from .mobilenet import MobileNetV2Encoder
+from .ops import downsample_bilinear
 from .refiner import Refiner
 from .resnet import ResNetEncoder
 
@@ -100,6 +101,11 @@ class MattingRefine(MattingBase):
         self.backbone_scale = backbone_scale
         self.refiner = Refiner(refine_mode, refine_sample_pixels, refine_threshold,
                                refine_kernel_size, refine_prevent_oversampling)
+        self.refiner.backbone_scale = backbone_scale
+        # Integer reduction 1 / backbone_scale if there is one: traced graphs then take an exact
+        # fast downsampling path when the input size allows it (see model.ops).
+        reduction = 1 / backbone_scale
+        self._reduction = int(round(reduction)) if abs(reduction - round(reduction)) < 1e-6 else 0
 
     def forward(self, src, bgr):
         if paddle.in_dynamic_mode():
@@ -112,8 +118,8 @@ class MattingRefine(MattingBase):
             # float -> int casts truncate, which is floor for these positive sizes
             hw = (paddle.shape(src)[2:4].astype('float64') * self.backbone_scale).astype('int32')
             size_sm = [hw[0], hw[1]]
-        src_sm = F.interpolate(src, size=size_sm, mode='bilinear', align_corners=False)
-        bgr_sm = F.interpolate(bgr, size=size_sm, mode='bilinear', align_corners=False)
+        src_sm = downsample_bilinear(src, size_sm, self._reduction)
+        bgr_sm = downsample_bilinear(bgr, size_sm, self._reduction)
 
         x = Base.forward(self, paddle.concat([src_sm, bgr_sm], axis=1))
         pha_sm = paddle.clip(x[:, 0:1], 0.0, 1.0)

@@ -1,15 +1,48 @@
-"""The BackgroundMattingV2 refiner: re-predicts selected 4x4 patches at full resolution."""
+"""The BackgroundMattingV2 refiner: re-predicts selected 4x4 patches at full resolution.
+
+Same results as the official refiner (crop windows around the selected patches from the coarse
+output upsampled to half resolution and from the input at half and full resolution, two conv
+stages, write the patches back), organised so that the work grows with the number of selected
+patches rather than with the image:
+
+* the coarse output is never upsampled as a whole: each patch's half-resolution window is
+  interpolated from a small window of the coarse output with per-patch interpolation matrices
+  (two batched matmuls), zero outside the image exactly as the official zero padding;
+* src and bgr windows are gathered from a table of 2x2 pixel blocks (one transpose of the
+  input), which gives the full-resolution window directly and the half-resolution one by
+  averaging each block (bilinear downsampling by exactly 2);
+* patches are written back with one scatter on the flat image (no full-resolution transposes).
+
+The same code runs eagerly and when traced for export (sizes from `paddle.shape`, no branch on
+the number of patches: see `Refiner.forward`).
+"""
+import math
+
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from .ops import downsample_bilinear, resize_bilinear, source_coords, upsample_nearest2x, zero_pad
 from .utils import batch_size, spatial_size
 
 REFINE_MODES = ('full', 'sampling', 'thresholding')
 
 
+def _block_table_kernel():
+    """(15, 3, 2, 2) conv weights: the 12 values of a 2x2 block of a 3-channel image, ordered
+    (c, dy, dx), then the block mean of each channel."""
+    k = np.zeros((15, 3, 2, 2), np.float32)
+    for c in range(3):
+        for dy in range(2):
+            for dx in range(2):
+                k[c * 4 + dy * 2 + dx, c, dy, dx] = 1
+    k[12:, :, :, :] = np.eye(3, dtype=np.float32)[:, :, None, None] / 4
+    return k
+
+
 def crop_patches(x, idx, size, padding):
-    """Crop the windows around selected patch locations with `paddle.gather_nd`.
+    """Crop the windows around selected patch locations with `paddle.gather_nd` (reference helper).
 
     Args:
         x: image (B, C, H, W).
@@ -19,8 +52,8 @@ def crop_patches(x, idx, size, padding):
     Returns:
         (P, C, size + 2 * padding, size + 2 * padding)
 
-    Only the P windows are materialised, so memory grows with the number of patches, not with
-    the image (the official `unfold` would view every window of the image).
+    The refiner uses the faster `Refiner._crop_input` / `Refiner._crop_coarse`; this
+    straightforward version is kept as the definition they are tested against.
     """
     if padding:
         x = F.pad(x, [padding] * 4)
@@ -28,7 +61,6 @@ def crop_patches(x, idx, size, padding):
     x = x.transpose([0, 2, 3, 1])  # channels last: each gathered pixel is one contiguous row
     offsets = paddle.arange(window, dtype=idx.dtype)
     zeros = paddle.zeros([1, window, window], dtype=idx.dtype)
-    # (P, w, w) index planes by broadcasting (b, row, col) against the window offsets.
     b = idx[:, 0].reshape([-1, 1, 1]) + zeros
     rows = (idx[:, 1:2] * size + offsets).reshape([-1, window, 1]) + zeros
     cols = (idx[:, 2:3] * size + offsets).reshape([-1, 1, window]) + zeros
@@ -36,36 +68,43 @@ def crop_patches(x, idx, size, padding):
     return patches.transpose([0, 3, 1, 2])
 
 
-def replace_patches(x, patches, idx, spare_row=False):
-    """Write patches back into an image with a scatter.
+def replace_patches(x, patches, idx, inplace=False):
+    """Write patches back into an image with one scatter on the flattened image.
 
     Args:
         x: image (B, C, H, W), H and W divisible by the patch size p.
         patches: (P, C, p, p) replacement patches.
-        idx: (P, 3) int64 patch locations (b, i, j) on the grid of stride p (unique).
-        spare_row: the last patch is a placeholder to be discarded (see `Refiner`); its index
-            is ignored and it is written to a spare row that is dropped afterwards.
+        idx: (P, 3) int64 patch locations (b, i, j) on the grid of stride p. A location may
+            appear twice only with identical patches (the order of the writes is not defined).
+        inplace: eager only, write into x itself (saves a copy of the image; x is changed).
     Returns:
         (B, C, H, W) with the selected patches replaced.
+
+    Each patch element goes to ((b * C + c) * H + p * i + y) * W + p * j + x: the index table
+    has P * C * p * p entries, and the image is not transposed (the official scatter_nd and
+    earlier versions of this port viewed the whole image as rows of patches, two
+    full-resolution transposes).
     """
-    C, p = patches.shape[1], patches.shape[-1]
-    B, (H, W) = batch_size(x), spatial_size(x)
-    hp, wp = H // p, W // p
-    # View the image as rows of patches (B * hp * wp, C * p * p) ordered (c, i, j) like
-    # patches.reshape([P, C * p * p]), overwrite the selected rows, and view it back.
-    grid = x.reshape([B, C, hp, p, wp, p]).transpose([0, 2, 4, 1, 3, 5])
-    flat = grid.reshape([-1, C * p * p])
-    rows = (idx[:, 0] * hp + idx[:, 1]) * wp + idx[:, 2]
-    updates = patches.reshape([-1, C * p * p])
-    if spare_row:
-        num_rows = paddle.shape(flat)[0:1].astype(rows.dtype)
-        rows = paddle.concat([rows[:-1], num_rows])
-        flat = paddle.concat([flat, paddle.zeros([1, C * p * p], flat.dtype)])
-    flat = paddle.scatter(flat, rows, updates, overwrite=True)
-    if spare_row:
-        flat = flat[:-1]
-    grid = flat.reshape([B, hp, wp, C, p, p]).transpose([0, 3, 1, 4, 2, 5])
-    return grid.reshape([B, C, H, W])
+    C, p = patches.shape[1], patches.shape[3]
+    shape = x.shape if paddle.in_dynamic_mode() else paddle.shape(x)
+    H, W = shape[2], shape[3]
+    if not paddle.in_dynamic_mode():
+        H, W = paddle.cast(H, 'int64'), paddle.cast(W, 'int64')
+    offsets = paddle.arange(p, dtype='int64')
+    channels = paddle.arange(C, dtype='int64')
+    rows = idx[:, 1:2] * p + offsets       # (P, p)
+    cols = idx[:, 2:3] * p + offsets       # (P, p)
+    planes = idx[:, 0:1] * C + channels    # (P, C): image plane b * C + c
+    row_index = planes.unsqueeze(2) * H + rows.unsqueeze(1)                 # (P, C, p)
+    index = row_index.unsqueeze(3) * W + cols.unsqueeze(1).unsqueeze(2)     # (P, C, p, p)
+    flat = x.reshape([-1])
+    index = index.reshape([-1])
+    updates = patches.reshape([-1]).astype(x.dtype)
+    if inplace and paddle.in_dynamic_mode():
+        flat = paddle.scatter_(flat, index, updates, overwrite=True)
+    else:
+        flat = paddle.scatter(flat, index, updates, overwrite=True)
+    return flat.reshape(shape)
 
 
 class Refiner(nn.Layer):
@@ -102,6 +141,10 @@ class Refiner(nn.Layer):
         self.threshold = threshold
         self.kernel_size = kernel_size
         self.prevent_oversampling = prevent_oversampling
+        # Coarse resolution / full resolution when known (MattingRefine sets it). Only a hint
+        # for traced graphs: it selects fast exact resampling paths and bounds the coarse window
+        # size; the results do not depend on it. Not a parameter (state dict unchanged).
+        self.backbone_scale = None
 
         channels = [32, 24, 16, 12, 4]
         self.conv1 = nn.Conv2D(channels[0] + 6 + 4, channels[1], kernel_size, bias_attr=False)
@@ -113,6 +156,28 @@ class Refiner(nn.Layer):
         self.conv4 = nn.Conv2D(channels[3], channels[4], kernel_size)
         self.relu = nn.ReLU()
 
+    # -- geometry ---------------------------------------------------------------------------
+
+    @property
+    def _pad_half(self):
+        """Context around a patch at half resolution (official: 3 px for kernel 3)."""
+        return 3 if self.kernel_size == 3 else 0
+
+    @property
+    def _pad_full(self):
+        """Context around a patch at full resolution (official: 2 px for kernel 3)."""
+        return 2 if self.kernel_size == 3 else 0
+
+    def _factor(self, resolution):
+        """Integer upsampling factor from the coarse resolution to `resolution` (1, 1/2, 1/4 of
+        full), or None when unknown or not an integer."""
+        if not self.backbone_scale:
+            return None
+        f = resolution / self.backbone_scale
+        return int(round(f)) if abs(f - round(f)) < 1e-6 and round(f) >= 1 else None
+
+    # -- layers -----------------------------------------------------------------------------
+
     def _stage1(self, x):
         x = self.relu(self.bn1(self.conv1(x)))
         return self.relu(self.bn2(self.conv2(x)))
@@ -121,54 +186,150 @@ class Refiner(nn.Layer):
         x = self.relu(self.bn3(self.conv3(x)))
         return self.conv4(x)
 
-    def forward(self, src, bgr, pha, fgr, err, hid):
-        H, W = spatial_size(src)
-        half, quarter = [H // 2, W // 2], [H // 4, W // 4]
-        src_bgr = paddle.concat([src, bgr], axis=1)
-        coarse = paddle.concat([hid, pha, fgr], axis=1)
-        if self.mode == 'full':
-            return self._refine_full(src, src_bgr, coarse)
+    # -- forward ----------------------------------------------------------------------------
 
+    def forward(self, src, bgr, pha, fgr, err, hid):
+        if self.mode == 'full':
+            return self._refine_full(src, bgr, pha, fgr, hid)
+        H, W = spatial_size(src)
         traced = not paddle.in_dynamic_mode()
+        quarter = [H // 4, W // 4]
         if traced or spatial_size(err) != quarter:
-            err = F.interpolate(err, size=quarter, mode='bilinear', align_corners=False)
+            err = resize_bilinear(err, quarter, factor=self._factor(1 / 4))
         ref = self.select_refinement_regions(err)
         idx = paddle.nonzero(ref.squeeze(1))  # (P, 3): (b, i, j) of each selected 4x4 patch
-        out = F.interpolate(paddle.concat([pha, fgr], axis=1), size=[H, W], mode='bilinear',
-                            align_corners=False)
+        factor = self._factor(1)
+        pha_out = resize_bilinear(pha, [H, W], factor=factor)
+        fgr_out = resize_bilinear(fgr, [H, W], factor=factor)
+        if traced or idx.shape[0] > 0:
+            pha_out, fgr_out = self._refine_and_replace(src, bgr, pha, fgr, hid, idx, ref,
+                                                        pha_out, fgr_out)
+        return pha_out, fgr_out, ref
+
+    def _refine_and_replace(self, src, bgr, pha, fgr, hid, idx, ref, pha_out, fgr_out):
+        """Refine the patches at idx and write them into the upsampled pha_out, fgr_out."""
+        traced = not paddle.in_dynamic_mode()
         if traced:
             # A traced graph cannot skip the refinement when no patch is selected, and ops on
-            # empty batches are not safe in every inference backend: append one placeholder
-            # patch (location 0, 0, 0) whose result replace_patches discards.
+            # empty batches are not safe in every inference backend: append one extra patch at
+            # location (0, 0, 0). It is refined like any other; if (0, 0, 0) is not selected,
+            # its output is replaced by the current values there, so writing it changes nothing
+            # (and if it is selected, the real patch and the extra one carry the same values).
             idx = paddle.concat([idx, paddle.zeros([1, 3], idx.dtype)])
-        if traced or idx.shape[0] > 0:
-            out = self._refine_patches(coarse, src_bgr, out, idx, half, spare_row=traced)
-        return out[:, :1], out[:, 1:], ref
+        patches = self._refine_patches(src, bgr, pha, fgr, hid, idx)  # (P, 4, 4, 4)
+        pha_p, fgr_p = patches[:, :1], patches[:, 1:]
+        if traced:
+            selected = ref[0:1, 0:1, 0:1, 0:1] > 0  # is location (0, 0, 0) really selected?
+            pha_p = paddle.concat([pha_p[:-1], paddle.where(selected, pha_p[-1:], pha_out[0:1, :, 0:4, 0:4])])
+            fgr_p = paddle.concat([fgr_p[:-1], paddle.where(selected, fgr_p[-1:], fgr_out[0:1, :, 0:4, 0:4])])
+        # the upsampled images are ours: write in place when no gradient needs them
+        inplace = not traced and not paddle.is_grad_enabled()
+        return (replace_patches(pha_out, pha_p, idx, inplace),
+                replace_patches(fgr_out, fgr_p, idx, inplace))
 
-    def _refine_patches(self, coarse, src_bgr, out, idx, half, spare_row):
-        """Re-predict the patches at `idx` (P, 3) and write them into `out` (B, 4, H, W)."""
-        pad_half, pad_full = (3, 2) if self.kernel_size == 3 else (0, 0)
-        x = F.interpolate(coarse, size=half, mode='bilinear', align_corners=False)
-        y = F.interpolate(src_bgr, size=half, mode='bilinear', align_corners=False)
-        x = paddle.concat([crop_patches(x, idx, 2, pad_half), crop_patches(y, idx, 2, pad_half)], axis=1)
-        x = self._stage1(x)
+    def _refine_patches(self, src, bgr, pha, fgr, hid, idx):
+        """Re-predict the 4x4 patches at `idx` (P, 3) -> (P, 4, 4, 4) (pha, fgr residual)."""
+        coarse = self._crop_coarse(paddle.concat([hid, pha, fgr], axis=1), idx, spatial_size(src))
+        src_half, src_full = self._crop_input(src, bgr, idx)
+        x = self._stage1(paddle.concat([coarse, src_half], axis=1))
         # 4x4 (k=3) or 2x2 (k=1) -> twice the size, as the official nearest upsampling
-        x = F.interpolate(x, scale_factor=2, mode='nearest')
-        x = paddle.concat([x, crop_patches(src_bgr, idx, 4, pad_full)], axis=1)
-        return replace_patches(out, self._stage2(x), idx, spare_row)
+        x = upsample_nearest2x(x)
+        return self._stage2(paddle.concat([x, src_full], axis=1))
 
-    def _refine_full(self, src, src_bgr, coarse):
+    def _crop_input(self, src, bgr, idx):
+        """Windows of src and bgr around the patches at half and at full resolution.
+
+        Returns (P, 6, wh, wh) at half resolution (wh = 2 + 2 * pad_half, rows 2i - pad_half...)
+        and (P, 6, wf, wf) at full resolution (wf = 4 + 2 * pad_full, rows 4i - pad_full...),
+        zero outside the image, as the official crops of the zero-padded images.
+
+        Both windows are unions of 2x2 pixel blocks. One convolution (stride 2, one-hot
+        weights) turns each image into a channels-last table with one row per 2x2 block: its
+        12 pixel values and their mean (bilinear downsampling by exactly 2, H and W are even),
+        with pad_half rings of zero blocks around the image from the conv's zero padding; the
+        windows are then plain gathers of table rows.
+        """
+        ph, pf = self._pad_half, self._pad_full
+        wh = 2 + 2 * ph
+        offsets = paddle.arange(wh, dtype='int64')
+        rows = (2 * idx[:, 1:2] + offsets).unsqueeze(2)  # (P, wh, 1): block rows in the padded table
+        cols = (2 * idx[:, 2:3] + offsets).unsqueeze(1)  # (P, 1, wh)
+        zeros = paddle.zeros_like(rows * cols)           # (P, wh, wh)
+        index = paddle.stack([idx[:, 0:1].unsqueeze(2) + zeros, rows + zeros, cols + zeros], axis=3)
+        kernel = paddle.to_tensor(_block_table_kernel()).astype(src.dtype)
+        win = [paddle.gather_nd(F.conv2d(x, kernel, stride=2, padding=2 * ph).transpose([0, 2, 3, 1]), index)
+               for x in (src, bgr)]                      # 2 x (P, wh, wh, 15)
+        half = paddle.concat([w[:, :, :, 12:] for w in win], axis=3).transpose([0, 3, 1, 2])
+        # full resolution: n x n blocks from block (ph - pf / 2) on, blocks -> pixels
+        n, o = 2 + pf, ph - pf // 2
+        full = paddle.concat([w[:, o:o + n, o:o + n, :12] for w in win], axis=3)
+        # (P, by, bx, image, c, dy, dx) -> (P, image, c, by, dy, bx, dx)
+        full = full.reshape([-1, n, n, 2, 3, 2, 2]).transpose([0, 3, 4, 1, 5, 2, 6])
+        return half, full.reshape([-1, 6, 2 * n, 2 * n])
+
+    def _crop_coarse(self, coarse, idx, size):
+        """Windows of the coarse output bilinearly upsampled to half resolution, (P, C, wh, wh).
+
+        Equals cropping F.pad(F.interpolate(coarse, half size), pad_half) around each patch,
+        without computing the upsampled image: window row r of patch (b, i, j) is half-res row
+        y = 2i - pad_half + r, a blend of coarse rows i0(y), i1(y); all of them lie in n
+        consecutive coarse rows from i0 of the first window row, so each patch needs an n x n
+        coarse window and two interpolation matrices Ry, Rx (wh x n), whose rows are zero for
+        y outside the image (the zero padding): window = Ry @ coarse_window @ Rx^T per channel,
+        as two batched matmuls (rows with the channels folded into the columns, then columns).
+        """
+        ph = self._pad_half
+        wh = 2 + 2 * ph
+        # The source coordinates of the window rows span d = (wh - 1) * ratio, ratio = coarse /
+        # half resolution <= 1 (<= 2 * backbone_scale: the coarse size is floor(H * scale));
+        # floor(s_last) - floor(s_first) <= ceil(d), plus the i1 neighbour: ceil(d) + 2 rows.
+        ratio = min(1.0, 2 * self.backbone_scale) if self.backbone_scale else 1.0
+        n = math.ceil((wh - 1) * ratio - 1e-9) + 2
+        H, W = size
+        C = coarse.shape[1]
+        h, w = spatial_size(coarse)
+        if not paddle.in_dynamic_mode():
+            h, w = paddle.cast(h, 'int64'), paddle.cast(w, 'int64')
+        offsets = paddle.arange(wh, dtype='int64')
+        window = paddle.arange(n, dtype='int64')
+
+        def axis(pos, n_in, n_out):
+            """Window source indices (P, n) and interpolation matrix (P, wh, n) along one axis."""
+            y = 2 * pos - ph + offsets                                   # (P, wh) half-res
+            i0, i1, w1 = source_coords(n_in, n_out, offset=y)
+            inside = paddle.logical_and(y >= 0, y < n_out).astype(w1.dtype)
+            start = i0[:, 0:1]
+            src_index = paddle.minimum(start + window, paddle.full_like(start, 0) + (n_in - 1))
+            m = paddle.zeros_like(paddle.expand(w1[:, 0:1].unsqueeze(2), [-1, wh, n]))
+            m = paddle.put_along_axis(m, (i0 - start).unsqueeze(2), ((1 - w1) * inside).unsqueeze(2),
+                                      axis=2, reduce='add')
+            m = paddle.put_along_axis(m, (i1 - start).unsqueeze(2), (w1 * inside).unsqueeze(2),
+                                      axis=2, reduce='add')
+            return src_index, m
+
+        rows, ry = axis(idx[:, 1:2], h, H // 2)
+        cols, rx = axis(idx[:, 2:3], w, W // 2)
+        zeros = paddle.zeros_like(rows.unsqueeze(2) * cols.unsqueeze(1))  # (P, n, n)
+        index = paddle.stack([idx[:, 0:1].unsqueeze(2) + zeros, rows.unsqueeze(2) + zeros,
+                              cols.unsqueeze(1) + zeros], axis=3)
+        win = paddle.gather_nd(coarse.transpose([0, 2, 3, 1]), index)  # (P, n, n, C)
+        x = paddle.matmul(ry, win.reshape([-1, n, n * C]))             # rows: (P, wh, n * C)
+        x = paddle.matmul(rx.unsqueeze(1), x.reshape([-1, wh, n, C]))   # cols: (P, wh, wh, C)
+        return x.transpose([0, 3, 1, 2]).astype(coarse.dtype)
+
+    def _refine_full(self, src, bgr, pha, fgr, hid):
         H, W = spatial_size(src)
         half = [H // 2, W // 2]
-        x = F.interpolate(coarse, size=half, mode='bilinear', align_corners=False)
-        y = F.interpolate(src_bgr, size=half, mode='bilinear', align_corners=False)
+        src_bgr = paddle.concat([src, bgr], axis=1)
+        x = resize_bilinear(paddle.concat([hid, pha, fgr], axis=1), half, factor=self._factor(1 / 2))
+        y = downsample_bilinear(src_bgr, half, factor=2)
         if self.kernel_size == 3:
-            x = F.pad(x, [3] * 4)
-            y = F.pad(y, [3] * 4)
+            x = zero_pad(x, 3)
+            y = zero_pad(y, 3)
         x = self._stage1(paddle.concat([x, y], axis=1))
         # (H/2 + 2) -> (H + 4) for k=3: again exactly twice the size, so nearest = repeat
-        x = F.interpolate(x, scale_factor=2, mode='nearest')
-        y = F.pad(src_bgr, [2] * 4) if self.kernel_size == 3 else src_bgr
+        x = upsample_nearest2x(x)
+        y = zero_pad(src_bgr, 2) if self.kernel_size == 3 else src_bgr
         x = self._stage2(paddle.concat([x, y], axis=1))
         ref = paddle.ones([batch_size(src), 1, H // 4, W // 4], dtype=src.dtype)
         return x[:, :1], x[:, 1:], ref

@@ -1,0 +1,239 @@
+"""Resampling written without Paddle's interp ops, for models exported to Paddle Inference.
+
+Why: Paddle 3.3.1's Inference predictor with oneDNN (the fast CPU engine) cannot run a PIR model
+that contains `F.interpolate`: the oneDNN interp kernels are placed on the graph, and building
+them fails with `ConvertPirAttribute2RuntimeAttribute not support
+[pir::ArrayAttribute<pir::DoubleAttribute>]` (their `scale` attribute). Paddle's native CPU
+interp kernel is also slow (single-threaded). So, when the model is traced for export
+(`paddle.in_dynamic_mode()` is False), every bilinear resize here is written with convolutions,
+matmuls, concats and transposes that oneDNN runs well; eagerly, `F.interpolate` is used.
+
+All of it matches `F.interpolate(x, size, mode='bilinear', align_corners=False)` (half-pixel
+centres, source coordinate clamped at 0, last index clamped) to float rounding (~1e-7).
+
+Two formulations per axis:
+
+* exact integer upsampling by a factor f known when tracing (the common case: the decoder's
+  2x steps, the coarse-to-full 4x/8x step): output f*m + a is a fixed 3-tap combination of
+  input m-1, m, m+1 (edges replicated). One 3-tap conv with f output channels (one per phase)
+  followed by an interleaving transpose; memory traffic close to a plain copy.
+* any sizes: a matmul with an interpolation matrix built from the runtime sizes
+  (A @ x along the axis). Cost grows with n_in * n_out, fine for small tensors.
+
+Which one runs is decided in the graph (`paddle.static.nn.cond`) from the runtime sizes, so an
+exported model is exact for every input size and fast for the usual ones.
+
+Oddities of Paddle 3.3.1 + oneDNN worked around here (found by testing, see tests/test_export):
+a matmul reading a 4-D conv output directly returns garbage (blocked layout), so tensors are
+reshaped to 3-D first; broadcasting multiplies such as (N, C, H, W) * (H, 1) are ~100x slower
+than plain ones, so none are used; `pad` with mode='replicate' is slow, so edges are
+replicated with concat.
+"""
+import functools
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+
+def _traced():
+    return not paddle.in_dynamic_mode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Index tables
+# ---------------------------------------------------------------------------------------------
+
+def source_coords_numpy(n_in, n_out):
+    """Bilinear source taps along one axis (align_corners=False), float32 like the CPU kernels.
+
+    Output o samples s = (o + 0.5) * n_in / n_out - 0.5, clamped at 0; returns i0 = floor(s),
+    i1 = min(i0 + 1, n_in - 1) (int64) and w1 = s - i0, the weight of i1 (float32).
+    """
+    scale = np.float32(n_in) / np.float32(n_out)
+    s = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    s = np.maximum(s, np.float32(0))
+    i0 = np.minimum(s.astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (s - i0.astype(np.float32)).astype(np.float32)
+
+
+def source_coords(n_in, n_out, offset=None):
+    """`source_coords_numpy` in the graph: n_in, n_out 0-d int tensors (traced) or ints.
+
+    offset: optional int64 tensor of output indices to evaluate (any shape) instead of
+    arange(n_out); they may lie outside [0, n_out) (the caller masks those).
+    """
+    n_in = paddle.to_tensor(n_in, 'int64') if isinstance(n_in, int) else n_in.astype('int64')
+    n_out = paddle.to_tensor(n_out, 'int64') if isinstance(n_out, int) else n_out.astype('int64')
+    o = paddle.arange(n_out, dtype='int64') if offset is None else offset
+    scale = n_in.astype('float32') / n_out.astype('float32')
+    s = paddle.clip((o.astype('float32') + 0.5) * scale - 0.5, min=0.0)
+    last = n_in - 1
+    i0 = paddle.minimum(s.astype('int64'), last)  # float -> int truncates: floor for s >= 0
+    i1 = paddle.minimum(i0 + 1, last)
+    return i0, i1, s - i0.astype('float32')
+
+
+@functools.lru_cache(maxsize=16)
+def phase_weights(factor):
+    """(factor, 3) float32: output f*m + a = sum_k w[a, k] * input[m - 1 + k] (exact f-x upsampling)."""
+    w = np.zeros((factor, 3), np.float32)
+    for a in range(factor):
+        s = (a + 0.5) / factor - 0.5  # source coordinate relative to m, in (-0.5, 0.5)
+        if s < 0:
+            w[a, 0], w[a, 1] = -s, 1 + s
+        else:
+            w[a, 1], w[a, 2] = 1 - s, s
+    return w
+
+
+def interpolation_matrix(n_in, n_out):
+    """(n_out, n_in) float32 A such that A @ v resizes v bilinearly; sizes ints or 0-d tensors."""
+    i0, i1, w1 = source_coords(n_in, n_out)
+    if isinstance(n_in, int):
+        shape = [n_out, n_in]
+    else:
+        shape = paddle.stack([n_out.astype('int64'), n_in.astype('int64')])
+    # put_along_axis(reduce='add') rather than one-hot products: a plain native op, no
+    # broadcasting multiply
+    a = paddle.zeros(shape, 'float32')
+    a = paddle.put_along_axis(a, i0.unsqueeze(1), (1 - w1).unsqueeze(1), axis=1, reduce='add')
+    return paddle.put_along_axis(a, i1.unsqueeze(1), w1.unsqueeze(1), axis=1, reduce='add')
+
+
+# ---------------------------------------------------------------------------------------------
+# One axis of a (N, H, W) tensor
+# ---------------------------------------------------------------------------------------------
+
+def _replicate_edges(x, axis):
+    """Add one replicated row (axis=1) or column (axis=2) on both sides of (N, H, W)."""
+    if axis == 1:
+        return paddle.concat([x[:, :1], x, x[:, -1:]], axis=1)
+    return paddle.concat([x[:, :, :1], x, x[:, :, -1:]], axis=2)
+
+
+def _upsample_axis_exact(x, factor, axis):
+    """(N, H, W) -> f-times larger along `axis` (1: rows, 2: columns), exact integer factor."""
+    shape = paddle.shape(x)
+    taps = phase_weights(factor)
+    xp = _replicate_edges(x, axis).unsqueeze(1)  # (N, 1, H(+2), W(+2))
+    kernel = taps.reshape(factor, 1, 3, 1) if axis == 1 else taps.reshape(factor, 1, 1, 3)
+    y = F.conv2d(xp, paddle.to_tensor(kernel))   # (N, f, H, W): one channel per phase
+    if axis == 1:  # interleave the phases: rows m*f + a
+        y = y.transpose([0, 2, 1, 3])
+        return y.reshape([shape[0], shape[1] * factor, shape[2]])
+    y = y.transpose([0, 2, 3, 1])
+    return y.reshape([shape[0], shape[1], shape[2] * factor])
+
+
+def _resize_axis_matmul(x, n_out, axis):
+    """(N, H, W) resized along `axis` to n_out with a dense interpolation matrix (any sizes)."""
+    shape = paddle.shape(x)
+    if axis == 1:
+        return paddle.matmul(interpolation_matrix(shape[1], n_out), x)
+    return paddle.matmul(x, interpolation_matrix(shape[2], n_out), transpose_y=True)
+
+
+def _resize_axis(x, n_out, axis, factor):
+    """Traced resize of one axis of (N, H, W); exact path when n_out == factor * n_in."""
+    if not factor or factor == 1:
+        if factor == 1:  # usually the identity; resize only when it is not
+            n_in = paddle.shape(x)[axis]
+            return paddle.static.nn.cond(n_in == n_out, lambda: x,
+                                         lambda: _resize_axis_matmul(x, n_out, axis))
+        return _resize_axis_matmul(x, n_out, axis)
+    n_in = paddle.shape(x)[axis]
+    return paddle.static.nn.cond(n_in * factor == n_out,
+                                 lambda: _upsample_axis_exact(x, factor, axis),
+                                 lambda: _resize_axis_matmul(x, n_out, axis))
+
+
+# ---------------------------------------------------------------------------------------------
+# Public helpers
+# ---------------------------------------------------------------------------------------------
+
+def resize_bilinear(x, size, factor=None):
+    """Bilinear resize of NCHW `x` to `size` [H, W], as F.interpolate(align_corners=False).
+
+    size: ints (eager) or 0-d int tensors (traced). factor: the integer upsampling factor
+    expected when tracing (takes the fast exact path when the runtime sizes match it), or
+    None for small tensors (dense matmuls; exact for any sizes).
+    """
+    if not _traced():
+        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+    shape = paddle.shape(x)
+    size = [paddle.cast(n, shape.dtype) for n in size]
+    # 3-D (N, H, W) with N = B * C: plain layout for oneDNN (see the module docstring)
+    y = x.reshape([-1, shape[2], shape[3]])
+    # Columns first when upsampling: the column step's interleave is the costlier one, so it
+    # runs on the smaller tensor.
+    y = _resize_axis(y, size[1], 2, factor)
+    y = _resize_axis(y, size[0], 1, factor)
+    return y.reshape([shape[0], shape[1], size[0], size[1]])
+
+
+def downsample_bilinear(x, size, factor):
+    """Bilinear downsampling of NCHW `x` to `size` [h, w], as F.interpolate(align_corners=False).
+
+    factor: the even integer reduction expected when tracing (e.g. 4 for backbone_scale 1/4).
+    When H == factor * h and W == factor * w, output (o, p) samples input (f*o + (f-1)/2, ...):
+    the mean of the 2x2 input pixels around it (a depthwise conv with stride f). Otherwise, and
+    for odd factors, dense matmuls.
+    """
+    if not _traced():
+        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+    shape = paddle.shape(x)
+    shape_c = x.shape[1]  # static channel count
+    size = [paddle.cast(n, shape.dtype) for n in size]
+
+    def general():
+        y = x.reshape([-1, shape[2], shape[3]])
+        y = paddle.matmul(interpolation_matrix(shape[2], size[0]), y)
+        y = paddle.matmul(y, interpolation_matrix(shape[3], size[1]), transpose_y=True)
+        return y.reshape([shape[0], shape[1], size[0], size[1]])
+
+    if factor % 2:
+        return general()
+
+    def exact():
+        # a strided depthwise conv reads each f x f block once; its weights pick the middle 2x2
+        kernel = np.zeros((shape_c, 1, factor, factor), np.float32)
+        kernel[:, :, factor // 2 - 1:factor // 2 + 1, factor // 2 - 1:factor // 2 + 1] = 0.25
+        return F.conv2d(x, paddle.to_tensor(kernel).astype(x.dtype), stride=factor, groups=shape_c)
+
+    exact_size = paddle.logical_and(shape[2] == size[0] * factor, shape[3] == size[1] * factor)
+    return paddle.static.nn.cond(exact_size, exact, general)
+
+
+def upsample_nearest2x(x, channels_last=False):
+    """Each pixel repeated 2x2 (F.interpolate scale 2, nearest): (B, C, H, W) -> (B, C, 2H, 2W),
+    or (B, H, W, C) -> (B, 2H, 2W, C) if channels_last."""
+    shape = paddle.shape(x) if _traced() else x.shape
+    if channels_last:
+        y = paddle.expand(x.unsqueeze([2, 4]), [-1, -1, 2, -1, 2, -1])  # (B, H, 2, W, 2, C)
+        return y.reshape([shape[0], shape[1] * 2, shape[2] * 2, shape[3]])
+    y = paddle.expand(x.unsqueeze([3, 5]), [-1, -1, -1, 2, -1, 2])  # (B, C, H, 2, W, 2)
+    return y.reshape([shape[0], shape[1], shape[2] * 2, shape[3] * 2])
+
+
+def broadcast_spatial(x, size):
+    """(B, C, 1, 1) -> (B, C, H, W) by repetition: bilinear resizing of a 1x1 image."""
+    if not _traced():
+        return paddle.expand(x, [x.shape[0], x.shape[1], size[0], size[1]])
+    shape = paddle.shape(x)
+    return paddle.expand(x, [shape[0], shape[1], size[0], size[1]])
+
+
+def zero_pad(x, pad):
+    """Zero-pad the last two axes of NCHW `x` by `pad` on every side (F.pad constant 0).
+
+    Traced, with concats: Paddle 3.3.1's oneDNN pad kernel is very slow on large tensors.
+    """
+    if not _traced():
+        return F.pad(x, [pad] * 4)
+    shape = paddle.shape(x)
+    zeros_rows = paddle.zeros([shape[0], shape[1], pad, shape[3]], x.dtype)
+    x = paddle.concat([zeros_rows, x, zeros_rows], axis=2)
+    zeros_cols = paddle.zeros([shape[0], shape[1], shape[2] + 2 * pad, pad], x.dtype)
+    return paddle.concat([zeros_cols, x, zeros_cols], axis=3)
