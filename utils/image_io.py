@@ -88,6 +88,10 @@ def atomic_write_bytes(path, data):
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
+        # mkstemp creates the file private (0600); give it the permissions open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
