@@ -209,23 +209,28 @@ class Refiner(nn.Layer):
     def _refine_and_replace(self, src, bgr, pha, fgr, hid, idx, ref, pha_out, fgr_out):
         """Refine the patches at idx and write them into the upsampled pha_out, fgr_out."""
         traced = not paddle.in_dynamic_mode()
+        # the upsampled images are ours: write in place when no gradient needs them (eager only:
+        # to_static refuses in-place ops on reshaped tensors; Paddle Inference's inplace pass
+        # decides for the exported graph)
+        inplace = not traced and not paddle.is_grad_enabled()
         if traced:
             # A traced graph cannot skip the refinement when no patch is selected, and ops on
-            # empty batches are not safe in every inference backend: append one extra patch at
-            # location (0, 0, 0). It is refined like any other; if (0, 0, 0) is not selected,
-            # its output is replaced by the current values there, so writing it changes nothing
-            # (and if it is selected, the real patch and the extra one carry the same values).
-            idx = paddle.concat([idx, paddle.zeros([1, 3], idx.dtype)])
+            # empty batches fail in oneDNN: append one extra patch at location (0, 0, 0). It is
+            # refined and written like the others (a real patch there gets the same values),
+            # then location (0, 0, 0) is written once more with what belongs there: the refined
+            # values if it is selected, else the upsampled values it had.
+            corner = paddle.zeros([1, 3], idx.dtype)
+            idx = paddle.concat([idx, corner])
+            keep = [pha_out[0:1, :, 0:4, 0:4], fgr_out[0:1, :, 0:4, 0:4]]
         patches = self._refine_patches(src, bgr, pha, fgr, hid, idx)  # (P, 4, 4, 4)
         pha_p, fgr_p = patches[:, :1], patches[:, 1:]
+        pha_out = replace_patches(pha_out, pha_p, idx, inplace)
+        fgr_out = replace_patches(fgr_out, fgr_p, idx, inplace)
         if traced:
-            selected = ref[0:1, 0:1, 0:1, 0:1] > 0  # is location (0, 0, 0) really selected?
-            pha_p = paddle.concat([pha_p[:-1], paddle.where(selected, pha_p[-1:], pha_out[0:1, :, 0:4, 0:4])])
-            fgr_p = paddle.concat([fgr_p[:-1], paddle.where(selected, fgr_p[-1:], fgr_out[0:1, :, 0:4, 0:4])])
-        # the upsampled images are ours: write in place when no gradient needs them
-        inplace = not traced and not paddle.is_grad_enabled()
-        return (replace_patches(pha_out, pha_p, idx, inplace),
-                replace_patches(fgr_out, fgr_p, idx, inplace))
+            selected = ref[0:1, 0:1, 0:1, 0:1] > 0
+            pha_out = replace_patches(pha_out, paddle.where(selected, pha_p[-1:], keep[0]), corner, inplace)
+            fgr_out = replace_patches(fgr_out, paddle.where(selected, fgr_p[-1:], keep[1]), corner, inplace)
+        return pha_out, fgr_out
 
     def _refine_patches(self, src, bgr, pha, fgr, hid, idx):
         """Re-predict the 4x4 patches at `idx` (P, 3) -> (P, 4, 4, 4) (pha, fgr residual)."""
