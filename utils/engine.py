@@ -3,15 +3,31 @@
 Every engine is called with numpy arrays and returns numpy arrays, so predict.py, eval.py and the
 benchmark do not care which one runs:
 
-    engine = create_engine('model.pdparams', engine='dygraph', refine_mode='sampling')
+    engine = create_engine('model.pdparams', engine='auto', refine_mode='sampling')
     out = engine(src, bgr)   # src, bgr: (B, 3, H, W) float32 in [0, 1], H and W divisible by 4
     out['pha'], out['fgr'], out['pha_sm'], out['fgr_sm'], out['err_sm'], out['ref_sm']
+
+    engine = InferenceEngine('export_dir')   # a model written by `python -m utils.export`
+    engine.options                            # the model options baked into it
+
+Engines: DygraphEngine (the Paddle model run eagerly) and InferenceEngine (an exported model
+run by Paddle Inference: oneDNN on the CPU, the fast path there; GPU/TensorRT on the GPU).
+create_engine(engine='auto') picks Paddle Inference on the CPU (exporting once, cached next to
+the weights) and falls back to dygraph if that fails.
 """
+import os
+import warnings
+
 import numpy as np
 
 OUTPUT_NAMES = ('pha', 'fgr', 'pha_sm', 'fgr_sm', 'err_sm', 'ref_sm')
 DEVICES = ('cpu', 'gpu')
 PRECISIONS = ('float32', 'float16', 'bfloat16')
+ENGINES = ('dygraph', 'inference', 'auto')
+# Paddle 3.3.1 oneDNN pass that builds an invalid program from our transpose + reshape chains
+# with dynamic shapes ("The type tensor<-1x12xf32> of outputs[0][0] must be equal to type
+# tensor<-1x-1x-1x2x2x3xf32> of inputs[0]"); the rest of the oneDNN pipeline is kept.
+ONEDNN_DELETED_PASSES = ('operator_reshape_onednn_fuse_pass',)
 
 
 def set_device(device):
@@ -62,17 +78,174 @@ class DygraphEngine:
         return {name: out.astype('float32').numpy() for name, out in zip(OUTPUT_NAMES, outputs)}
 
 
-def create_engine(weights, engine='dygraph', device='cpu', precision='float32', **model_options):
+class InferenceEngine:
+    """Runs an exported model (`python -m utils.export`) with Paddle Inference.
+
+    Args:
+        model_dir: folder written by utils.export (model.json, model.pdiparams, export.json).
+        device: 'cpu' (oneDNN unless onednn=False) or 'gpu' (TensorRT if tensorrt=True).
+        precision: 'float32'; 'bfloat16' on the CPU (oneDNN bf16 kernels; needs a CPU with
+            avx512_bf16 / AMX); 'float16' on the GPU.
+        threads: CPU math threads (default: the CPUs this process may use).
+        onednn: use oneDNN on the CPU (the fast path; False runs Paddle's plain CPU kernels).
+    Attributes:
+        options: the model options recorded at export (backbone, backbone_scale, refine_*).
+        metadata: the whole export.json.
+    Call: (src, bgr) numpy (B, 3, H, W) float32, H and W divisible by 4 -> dict of numpy
+    outputs (OUTPUT_NAMES), as DygraphEngine.
+    """
+
+    def __init__(self, model_dir, device='cpu', precision='float32', threads=None, onednn=True,
+                 tensorrt=False, gpu_memory_mb=512, gpu_id=0):
+        import paddle.inference as paddle_infer
+        from utils.export import load_metadata
+        if device not in DEVICES:
+            raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+        if precision == 'float16' and device != 'gpu':
+            raise ValueError('float16 runs on the GPU only (--device gpu); on the CPU use float32 '
+                             'or bfloat16')
+        if precision == 'bfloat16' and (device != 'cpu' or not onednn):
+            raise ValueError('bfloat16 runs on the CPU with oneDNN only')
+        if precision == 'bfloat16' and not cpu_supports_bfloat16():
+            raise ValueError('bfloat16 needs a CPU with avx512_bf16 (or AMX); this one has neither')
+        self.model_dir = model_dir
+        self.metadata = load_metadata(model_dir)
+        self.options = dict(self.metadata['options'])
+        self.device = device
+        self.precision = precision
+        config = paddle_infer.Config(os.path.join(model_dir, self.metadata['program']),
+                                     os.path.join(model_dir, self.metadata['params']))
+        if device == 'cpu':
+            config.disable_gpu()
+            self.threads = threads or available_cpus()
+            config.set_cpu_math_library_num_threads(self.threads)
+            if onednn:
+                config.enable_onednn()
+                for name in ONEDNN_DELETED_PASSES:
+                    config.delete_pass(name)
+                if precision == 'bfloat16':
+                    config.enable_onednn_bfloat16()
+            else:
+                config.disable_onednn()
+        else:
+            import paddle
+            if not paddle.device.is_compiled_with_cuda():
+                raise RuntimeError('--device gpu needs the GPU build of PaddlePaddle '
+                                   '(see README: Environment); this one is CPU-only')
+            self.threads = None
+            half = precision == 'float16'
+            config.enable_use_gpu(gpu_memory_mb, gpu_id,
+                                  paddle_infer.PrecisionType.Half if half and not tensorrt
+                                  else paddle_infer.PrecisionType.Float32)
+            if tensorrt:
+                config.enable_tensorrt_engine(
+                    workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
+                    precision_mode=paddle_infer.PrecisionType.Half if half else paddle_infer.PrecisionType.Float32,
+                    use_static=False, use_calib_mode=False)
+        config.disable_glog_info()
+        self.onednn = device == 'cpu' and onednn
+        self.tensorrt = device == 'gpu' and tensorrt
+        self.predictor = paddle_infer.create_predictor(config)
+        self._inputs = [self.predictor.get_input_handle(name) for name in ('src', 'bgr')]
+        self._outputs = [self.predictor.get_output_handle(name)
+                         for name in self.predictor.get_output_names()]
+        if len(self._outputs) != len(OUTPUT_NAMES):
+            raise RuntimeError(f'{model_dir}: the program has {len(self._outputs)} outputs, '
+                               f'expected {len(OUTPUT_NAMES)}; re-export the weights')
+
+    def __call__(self, src, bgr):
+        src = np.ascontiguousarray(src, dtype=np.float32)
+        bgr = np.ascontiguousarray(bgr, dtype=np.float32)
+        check_inputs(src, bgr)
+        for handle, array in zip(self._inputs, (src, bgr)):
+            handle.reshape(array.shape)
+            handle.copy_from_cpu(array)
+        self.predictor.run()
+        return {name: handle.copy_to_cpu() for name, handle in zip(OUTPUT_NAMES, self._outputs)}
+
+
+def check_inputs(src, bgr):
+    """ValueError unless src, bgr are (B, 3, H, W) of one shape, H and W divisible by 4.
+
+    The dygraph model checks this itself; an exported graph cannot, so InferenceEngine does.
+    """
+    if src.ndim != 4 or src.shape[1] != 3:
+        raise ValueError(f'src must have shape (B, 3, H, W), got {list(src.shape)}')
+    if src.shape != bgr.shape:
+        raise ValueError(f'src and bgr must have the same shape, got src {list(src.shape)} and '
+                         f'bgr {list(bgr.shape)}; resize the background to the source size')
+    if src.shape[2] % 4 or src.shape[3] % 4:
+        raise ValueError(f'src and bgr height and width must be divisible by 4, got '
+                         f'{src.shape[2]}x{src.shape[3]}; pad them (predict.py does this for you)')
+
+
+def available_cpus():
+    """CPUs this process may run on (the default number of CPU threads)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def cpu_supports_bfloat16():
+    """True if the CPU has bfloat16 instructions (what Paddle's oneDNN bf16 kernels need)."""
+    try:
+        import paddle
+        return bool(paddle.base.core.supports_bfloat16())
+    except Exception:  # older/other builds: ask the kernel
+        try:
+            with open('/proc/cpuinfo') as f:
+                return 'avx512_bf16' in f.read()
+        except OSError:
+            return False
+
+
+def create_engine(weights, engine='dygraph', device='cpu', precision='float32', threads=None,
+                  cache_dir=None, **model_options):
     """Build an engine for `weights` (.pdparams or official .pth).
 
-    engine: 'dygraph' (always available). model_options: MattingRefine options
-    (backbone, backbone_scale, refine_mode, refine_sample_pixels, refine_threshold,
-    refine_kernel_size, refine_prevent_oversampling).
+    engine:
+        'dygraph'    the model run eagerly (always available);
+        'inference'  Paddle Inference on an export of the weights with these options, made
+                     once and cached next to the weights (utils.export.cached_export);
+                     oneDNN on the CPU;
+        'auto'       'inference' on the CPU, falling back to 'dygraph' with a warning if the
+                     export or the predictor fails; 'dygraph' on the GPU (Paddle Inference on
+                     the GPU is available as engine='inference', but not tested here).
+    model_options: MattingRefine options (backbone, backbone_scale, refine_mode,
+    refine_sample_pixels, refine_threshold, refine_kernel_size, refine_prevent_oversampling).
+    threads: CPU threads for the inference engine (default: all available).
     """
+    if engine not in ENGINES:
+        raise ValueError(f'unknown engine {engine!r}; one of {ENGINES}')
+    if device not in DEVICES:
+        raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
+    if engine == 'auto':
+        if device == 'cpu':
+            try:
+                return _inference_engine(weights, device, precision, threads, cache_dir, model_options)
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as e:  # CheckpointError & co. are re-raised by the dygraph path
+                from utils.convert_weights import CheckpointError
+                if isinstance(e, (CheckpointError, ValueError, TypeError)):
+                    raise
+                warnings.warn(f'Paddle Inference engine unavailable ({type(e).__name__}: {e}); '
+                              f'running the dygraph model instead (slower)', RuntimeWarning)
+        engine = 'dygraph'
+    if engine == 'inference':
+        return _inference_engine(weights, device, precision, threads, cache_dir, model_options)
     from utils.convert_weights import build_model
-    if engine != 'dygraph':
-        raise ValueError(f'unknown engine {engine!r}')
     set_device(device)
+    model_options = dict(model_options)
     backbone = model_options.pop('backbone', None)
     model = build_model(weights, model_type='refine', backbone=backbone, **model_options)
     return DygraphEngine(model, device, precision)
+
+
+def _inference_engine(weights, device, precision, threads, cache_dir, model_options):
+    from utils.export import cached_export
+    model_dir = cached_export(weights, cache_dir=cache_dir, **model_options)
+    return InferenceEngine(model_dir, device=device, precision=precision, threads=threads)

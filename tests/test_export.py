@@ -1,0 +1,173 @@
+"""Exported Paddle Inference models (oneDNN) give the dygraph outputs within 1e-5.
+
+Each refine mode of the 256x384 parity case is exported from the official-format reference
+checkpoint and run by utils.engine.InferenceEngine with oneDNN on; every output must be within
+1e-5 of the dygraph model and ref_sm identical (so also within the parity tolerance of the
+official outputs). The 720x1280 case (odd decoder sizes: the general resampling path), the
+kernel-1 refiner, a batch of 2, the no-patch case and the export folder itself are covered too.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import MOBILENET_REF, require_reference
+from utils.convert_weights import build_model, convert_state_dict, read_torch_checkpoint, save_pdparams
+from utils.engine import OUTPUT_NAMES, DygraphEngine, InferenceEngine
+from utils.export import (METADATA_FILE, ExportError, cached_export, export_model, load_metadata,
+                          main as export_main)
+
+TOLERANCE = 1e-5   # exported vs dygraph
+PARITY = 1e-4      # vs the official outputs (tests/test_parity.py)
+MODES = {
+    'full': dict(refine_mode='full'),
+    'sampling80000': dict(refine_mode='sampling', refine_sample_pixels=80_000),
+    'sampling4000': dict(refine_mode='sampling', refine_sample_pixels=4_000),
+    'thresholding0.1': dict(refine_mode='thresholding', refine_threshold=0.1),
+}
+
+
+@pytest.fixture(scope='module')
+def exports(reference_weights, tmp_path_factory):
+    """mode -> export folder of the kernel-3 reference weights (one export per mode)."""
+    root = tmp_path_factory.mktemp('exports')
+    return {mode: cached_export(reference_weights, cache_dir=str(root), **options)
+            for mode, options in MODES.items()}
+
+
+def _compare(exported, eager, tolerance=TOLERANCE):
+    diffs = {name: float(np.abs(exported[name] - eager[name]).max()) for name in OUTPUT_NAMES}
+    assert np.array_equal(exported['ref_sm'], eager['ref_sm']), 'a different set of patches'
+    assert max(diffs.values()) <= tolerance, diffs
+    return diffs
+
+
+@pytest.mark.parametrize('mode', list(MODES))
+def test_export_matches_dygraph_and_official(exports, reference_weights, mode):
+    case = np.load(os.path.join(MOBILENET_REF, 'case_256x384.npz'))
+    engine = InferenceEngine(exports[mode])
+    assert engine.onednn
+    exported = engine(case['src'], case['bgr'])
+    eager = DygraphEngine(build_model(reference_weights, **MODES[mode]))(case['src'], case['bgr'])
+    diffs = _compare(exported, eager)
+    print(f'\n{mode}: max |exported - dygraph| ' + ', '.join(f'{k} {v:.1e}' for k, v in diffs.items()))
+    for name in ('pha', 'fgr', 'ref_sm'):
+        reference = case[f'{mode}/{name}']
+        assert np.abs(exported[name] - reference).max() <= PARITY, name
+
+
+def test_export_odd_sizes_720p(exports, reference_weights):
+    """720x1280: decoder steps 12->23 and 23->45 take the general (matmul) resampling path."""
+    case = np.load(os.path.join(MOBILENET_REF, 'case_720x1280.npz'))
+    exported = InferenceEngine(exports['sampling80000'])(case['src'], case['bgr'])
+    assert np.array_equal(exported['ref_sm'], case['sampling80000/ref_sm'])
+    assert np.abs(exported['pha'] - case['sampling80000/pha']).max() <= PARITY
+    for name in ('pha_sm', 'fgr_sm', 'err_sm'):
+        assert np.abs(exported[name] - case[f'coarse/{name}']).max() <= PARITY, name
+
+
+def test_export_batch_of_two_gives_each_its_own_result(exports, reference_weights):
+    case = np.load(os.path.join(MOBILENET_REF, 'case_256x384.npz'))
+    src = np.concatenate([case['src'], case['bgr']])       # two different images
+    bgr = np.concatenate([case['bgr'], case['src']])
+    engine = InferenceEngine(exports['sampling4000'])
+    batched = engine(src, bgr)
+    for i in range(2):
+        single = engine(src[i:i + 1], bgr[i:i + 1])
+        for name in OUTPUT_NAMES:
+            np.testing.assert_allclose(batched[name][i:i + 1], single[name], atol=TOLERANCE)
+
+
+def test_export_with_no_selected_patch(reference_weights, tmp_path):
+    """Threshold 1.0 selects nothing: the graph's placeholder patch must change nothing."""
+    out = cached_export(reference_weights, cache_dir=str(tmp_path), refine_mode='thresholding',
+                        refine_threshold=1.0)
+    case = np.load(os.path.join(MOBILENET_REF, 'case_256x384.npz'))
+    exported = InferenceEngine(out)(case['src'], case['bgr'])
+    eager = DygraphEngine(build_model(reference_weights, refine_mode='thresholding',
+                                      refine_threshold=1.0))(case['src'], case['bgr'])
+    assert exported['ref_sm'].sum() == 0
+    _compare(exported, eager)
+
+
+def test_export_kernel_1(tmp_path):
+    require_reference()
+    official = read_torch_checkpoint(os.path.join(MOBILENET_REF, 'weights.pth'))
+    official.update(read_torch_checkpoint(os.path.join(MOBILENET_REF, 'refiner_k1.pth')))
+    state, config = convert_state_dict(official)
+    assert config['refine_kernel_size'] == 1
+    weights = str(tmp_path / 'k1.pdparams')
+    save_pdparams(state, weights)
+    out = cached_export(weights, cache_dir=str(tmp_path / 'cache'), refine_mode='sampling',
+                        refine_sample_pixels=80_000)
+    assert load_metadata(out)['options']['refine_kernel_size'] == 1
+    case = np.load(os.path.join(MOBILENET_REF, 'case_256x384_k1.npz'))
+    exported = InferenceEngine(out)(case['src'], case['bgr'])
+    eager = DygraphEngine(build_model(weights, refine_mode='sampling'))(case['src'], case['bgr'])
+    _compare(exported, eager)
+    assert np.abs(exported['pha'] - case['sampling80000/pha']).max() <= PARITY
+
+
+def test_export_folder_records_options_and_is_reused(exports, reference_weights, tmp_path):
+    folder = exports['sampling4000']
+    assert sorted(os.listdir(folder)) == ['export.json', 'model.json', 'model.pdiparams']
+    metadata = json.load(open(os.path.join(folder, METADATA_FILE)))
+    assert metadata['options'] == {'backbone': 'mobilenetv2', 'backbone_scale': 0.25,
+                                   'refine_mode': 'sampling', 'refine_sample_pixels': 4000,
+                                   'refine_threshold': 0.1, 'refine_kernel_size': 3,
+                                   'refine_prevent_oversampling': True}
+    assert len(metadata['weights_sha256']) == 64 and metadata['paddle_version']
+    assert metadata['outputs'] == list(OUTPUT_NAMES)
+    assert InferenceEngine(folder).options == metadata['options']
+    # the same weights and options map to the same folder, which is not written again
+    stamp = os.path.getmtime(os.path.join(folder, 'model.pdiparams'))
+    again = cached_export(reference_weights, cache_dir=os.path.dirname(folder),
+                          refine_mode='sampling', refine_sample_pixels=4_000)
+    assert again == folder
+    assert os.path.getmtime(os.path.join(folder, 'model.pdiparams')) == stamp
+    # other options, another folder
+    other = cached_export(reference_weights, cache_dir=os.path.dirname(folder),
+                          refine_mode='sampling', refine_sample_pixels=4_000,
+                          refine_prevent_oversampling=False)
+    assert other != folder
+
+
+def test_export_command_line_and_atomic_replace(reference_weights, tmp_path, capsys):
+    out = str(tmp_path / 'export')
+    os.makedirs(out)
+    with open(os.path.join(out, 'stale.txt'), 'w') as f:
+        f.write('an older export')
+    assert export_main([reference_weights, out, '--refine-mode', 'thresholding',
+                        '--refine-threshold', '0.2', '--no-refine-prevent-oversampling']) == 0
+    assert 'Exported' in capsys.readouterr().out
+    assert sorted(os.listdir(out)) == ['export.json', 'model.json', 'model.pdiparams']
+    options = load_metadata(out)['options']
+    assert options['refine_mode'] == 'thresholding' and options['refine_threshold'] == 0.2
+    assert options['refine_prevent_oversampling'] is False
+    # no temporary folders left next to it
+    assert os.listdir(tmp_path) == ['export']
+
+
+def test_export_errors_are_clear(reference_weights, tmp_path):
+    with pytest.raises(ExportError, match='holds mobilenetv2'):
+        export_model(reference_weights, str(tmp_path / 'x'), backbone='resnet50')
+    with pytest.raises(ExportError, match='export.json'):
+        load_metadata(str(tmp_path))
+    with pytest.raises(TypeError, match='unknown model options'):
+        export_model(reference_weights, str(tmp_path / 'x'), refine_mod='full')
+    assert not os.path.exists(tmp_path / 'x')
+
+
+def test_onnx_export_matches_onnxruntime(reference_weights, tmp_path):
+    """Optional extra: paddle2onnx export checked with onnxruntime (skipped if not installed)."""
+    pytest.importorskip('paddle2onnx')
+    ort = pytest.importorskip('onnxruntime')
+    out = str(tmp_path / 'onnx')
+    export_model(reference_weights, out, onnx=True, refine_mode='sampling', refine_sample_pixels=4_000)
+    case = np.load(os.path.join(MOBILENET_REF, 'case_256x384.npz'))
+    session = ort.InferenceSession(os.path.join(out, 'model.onnx'), providers=['CPUExecutionProvider'])
+    outputs = session.run(None, {'src': case['src'], 'bgr': case['bgr']})
+    eager = DygraphEngine(build_model(reference_weights, refine_mode='sampling',
+                                      refine_sample_pixels=4_000))(case['src'], case['bgr'])
+    _compare(dict(zip(OUTPUT_NAMES, outputs)), eager)

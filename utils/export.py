@@ -1,0 +1,305 @@
+"""Export MattingRefine to a Paddle Inference model (and, optionally, to ONNX).
+
+Command line:
+    python -m utils.export WEIGHTS OUT_DIR [--backbone-scale 0.25] [--refine-mode sampling] ...
+    python -m utils.export WEIGHTS OUT_DIR --onnx      # also OUT_DIR/model.onnx (paddle2onnx)
+    python -m utils.export WEIGHTS OUT_DIR --check     # compare with the dygraph model
+
+OUT_DIR then holds
+    model.json, model.pdiparams   the program (Paddle 3 PIR format) and its parameters;
+                                  inputs `src`, `bgr` of shape [None, 3, None, None] (float32,
+                                  0..1, H and W divisible by 4), outputs pha, fgr, pha_sm,
+                                  fgr_sm, err_sm, ref_sm in that order (as MattingRefine)
+    export.json                   the model options baked into the graph (backbone,
+                                  backbone_scale, refine_*), the weights' sha256, the Paddle
+                                  version, the file names and the output names
+    model.onnx                    with --onnx
+
+The refine options are fixed at export time (they shape the graph); `utils.engine.
+InferenceEngine` reads them back from export.json. Exports are written to a temporary folder
+next to OUT_DIR and renamed into place, so a crash or a concurrent export never leaves a
+half-written model behind.
+
+`cached_export(weights, **options)` exports once per (weights content, options, Paddle
+version, model source code) into a folder next to the weights (`<weights>.inference/<key>/`) and reuses it; this
+is what `utils.engine.create_engine(engine='inference' | 'auto')` calls.
+
+Why the exported graph looks the way it does (oneDNN can run it; see model/ops.py): Paddle
+3.3.1's Inference predictor with oneDNN fails on interp ops (F.interpolate) in PIR models, so
+the traced model resizes with convolutions, matmuls and concats instead; and its
+`operator_reshape_onednn_fuse_pass` builds invalid programs from transpose + reshape chains
+with dynamic shapes, so `utils.engine` switches that one pass off (ONEDNN_DELETED_PASSES).
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+EXPORT_FORMAT = 1  # bump when the traced graph changes so that old cached exports are not reused
+METADATA_FILE = 'export.json'
+PROGRAM_FILE = 'model.json'
+PARAMS_FILE = 'model.pdiparams'
+ONNX_FILE = 'model.onnx'
+OUTPUT_NAMES = ('pha', 'fgr', 'pha_sm', 'fgr_sm', 'err_sm', 'ref_sm')
+# MattingRefine keyword arguments that are baked into an export, with their defaults.
+MODEL_DEFAULTS = {
+    'backbone_scale': 0.25,
+    'refine_mode': 'sampling',
+    'refine_sample_pixels': 80_000,
+    'refine_threshold': 0.1,
+    'refine_kernel_size': None,  # None: the weights' own
+    'refine_prevent_oversampling': True,
+}
+
+
+class ExportError(RuntimeError):
+    """Export failed or an export folder is unusable; the message says why."""
+
+
+def file_sha256(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_options(weights, backbone=None, **options):
+    """Complete model options: defaults, plus backbone and refiner kernel size from the weights."""
+    from utils.convert_weights import load_weights
+    unknown = set(options) - set(MODEL_DEFAULTS)
+    if unknown:
+        raise TypeError(f'unknown model options: {", ".join(sorted(unknown))}')
+    _, config = load_weights(weights)
+    if config['model_type'] != 'refine':
+        raise ExportError(f'{weights}: holds MattingBase weights; export needs MattingRefine weights')
+    if backbone is not None and backbone != config['backbone']:
+        raise ExportError(f'{weights}: holds {config["backbone"]} weights, but backbone {backbone} '
+                          f'was requested')
+    resolved = dict(MODEL_DEFAULTS)
+    resolved.update({k: v for k, v in options.items() if v is not None})
+    if resolved['refine_kernel_size'] is None:
+        resolved['refine_kernel_size'] = config['refine_kernel_size']
+    resolved['backbone'] = config['backbone']
+    return resolved
+
+
+def _trace_and_save(model, prefix):
+    import warnings
+    import paddle
+    from paddle.static import InputSpec
+    spec = [InputSpec([None, 3, None, None], 'float32', 'src'),
+            InputSpec([None, 3, None, None], 'float32', 'bgr')]
+    with warnings.catch_warnings():
+        # raised inside Paddle (zeros_like while tracing), nothing to act on
+        warnings.filterwarnings('ignore', message=".*'place' interface for pir graph mode")
+        static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
+        paddle.jit.save(static, prefix)
+
+
+def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **options):
+    """Export `weights` with the given MattingRefine options to `out_dir`; returns the metadata.
+
+    options: backbone_scale, refine_mode, refine_sample_pixels, refine_threshold,
+    refine_kernel_size, refine_prevent_oversampling (defaults as MattingRefine; the kernel size
+    defaults to the weights' own). onnx: also write model.onnx (needs paddle2onnx).
+    """
+    import paddle
+    from utils.convert_weights import build_model
+    options = resolve_options(weights, backbone, **options)
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not overwrite:
+        raise ExportError(f'{out_dir} exists')
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
+    try:
+        model_options = {k: v for k, v in options.items() if k != 'backbone'}
+        model = build_model(weights, model_type='refine', backbone=options['backbone'], **model_options)
+        started = time.time()
+        _trace_and_save(model, os.path.join(tmp, 'model'))
+        for name in (PROGRAM_FILE, PARAMS_FILE):
+            if not os.path.isfile(os.path.join(tmp, name)):
+                raise ExportError(f'paddle.jit.save did not write {name} (Paddle {paddle.__version__}; '
+                                  f'this code expects the PIR format of Paddle 3)')
+        metadata = {
+            'format': EXPORT_FORMAT,
+            'options': options,
+            'weights': os.path.abspath(weights),
+            'weights_sha256': file_sha256(weights),
+            'paddle_version': paddle.__version__,
+            'model_code_sha256': model_code_sha256(),
+            'program': PROGRAM_FILE,
+            'params': PARAMS_FILE,
+            'inputs': {'src': [None, 3, None, None], 'bgr': [None, 3, None, None]},
+            'outputs': list(OUTPUT_NAMES),
+            'export_seconds': round(time.time() - started, 2),
+        }
+        if onnx:
+            metadata['onnx'] = export_onnx(tmp)
+        with open(os.path.join(tmp, METADATA_FILE), 'w') as f:
+            json.dump(metadata, f, indent=1)
+        _replace_dir(tmp, out_dir)
+        return metadata
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_dir(src, dst):
+    """Move the finished export `src` to `dst`, replacing an older export there."""
+    if os.path.exists(dst):
+        old = tempfile.mkdtemp(prefix='.old-export-', dir=os.path.dirname(dst))
+        os.rename(dst, os.path.join(old, 'x'))
+        os.rename(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(src, dst)
+
+
+def load_metadata(model_dir):
+    """export.json of an export folder, after checking that the model files are there."""
+    path = os.path.join(model_dir, METADATA_FILE)
+    if not os.path.isfile(path):
+        raise ExportError(f'{model_dir}: no {METADATA_FILE}; not a folder written by '
+                          f'`python -m utils.export` (re-export the weights)')
+    with open(path) as f:
+        metadata = json.load(f)
+    for key in ('program', 'params'):
+        if not os.path.isfile(os.path.join(model_dir, metadata[key])):
+            raise ExportError(f'{model_dir}: {metadata[key]} is missing; re-export the weights')
+    return metadata
+
+
+def model_code_sha256():
+    """Hash of the model's source files: a code change must not reuse exports of the old graph."""
+    import model
+    folder = os.path.dirname(os.path.abspath(model.__file__))
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith('.py'):
+            digest.update(name.encode())
+            with open(os.path.join(folder, name), 'rb') as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def cache_key(weights_sha256, options):
+    import paddle
+    blob = json.dumps({'weights': weights_sha256, 'options': options, 'format': EXPORT_FORMAT,
+                       'paddle': paddle.__version__, 'model_code': model_code_sha256()},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def default_cache_dir(weights):
+    """`<weights>.inference` beside the weights, or a user cache folder if that is not writable."""
+    beside = os.path.abspath(weights) + '.inference'
+    parent = os.path.dirname(beside)
+    if os.access(parent, os.W_OK) and (not os.path.exists(beside) or os.access(beside, os.W_OK)):
+        return beside
+    base = os.environ.get('XDG_CACHE_HOME', os.path.join(os.path.expanduser('~'), '.cache'))
+    return os.path.join(base, 'bgmv2', 'inference')
+
+
+def cached_export(weights, backbone=None, cache_dir=None, **options):
+    """Export once per (weights content, options, Paddle version) and reuse; returns the folder."""
+    resolved = resolve_options(weights, backbone, **options)
+    key = cache_key(file_sha256(weights), resolved)
+    out_dir = os.path.join(cache_dir or default_cache_dir(weights), key)
+    try:
+        load_metadata(out_dir)
+        return out_dir
+    except ExportError:
+        pass
+    try:
+        export_model(weights, out_dir, **{k: v for k, v in resolved.items() if k != 'backbone'},
+                     backbone=resolved['backbone'])
+    except OSError:
+        # another process may have renamed its (identical) export into place first
+        load_metadata(out_dir)
+    return out_dir
+
+
+def export_onnx(model_dir, opset=16):
+    """Convert the Paddle model in model_dir to model.onnx with paddle2onnx; returns a summary."""
+    try:
+        import paddle2onnx
+    except ImportError:
+        raise ExportError('ONNX export needs paddle2onnx (pip install paddle2onnx); it is an '
+                          'optional extra') from None
+    onnx_path = os.path.join(model_dir, ONNX_FILE)
+    paddle2onnx.export(os.path.join(model_dir, PROGRAM_FILE), os.path.join(model_dir, PARAMS_FILE),
+                       onnx_path, opset_version=opset, enable_onnx_checker=True)
+    if not os.path.isfile(onnx_path):
+        raise ExportError('paddle2onnx did not write model.onnx')
+    return {'file': ONNX_FILE, 'opset': opset, 'paddle2onnx': getattr(paddle2onnx, '__version__', '?')}
+
+
+def check_export(model_dir, weights, size=(256, 384), seed=0, device='cpu'):
+    """Max abs difference per output between the export (Paddle Inference) and the dygraph model."""
+    import numpy as np
+    from utils.engine import DygraphEngine, InferenceEngine
+    from utils.convert_weights import build_model
+    metadata = load_metadata(model_dir)
+    options = dict(metadata['options'])
+    backbone = options.pop('backbone')
+    rng = np.random.default_rng(seed)
+    src = rng.random((1, 3) + tuple(size), dtype=np.float32)
+    bgr = np.clip(src + rng.normal(0, 0.1, src.shape).astype(np.float32), 0, 1)
+    exported = InferenceEngine(model_dir, device=device)(src, bgr)
+    eager = DygraphEngine(build_model(weights, model_type='refine', backbone=backbone, **options),
+                          device=device)(src, bgr)
+    return {name: float(np.abs(exported[name] - eager[name]).max()) for name in OUTPUT_NAMES}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Export BackgroundMattingV2 (MattingRefine) weights to a Paddle Inference '
+                    'model (model.json + model.pdiparams + export.json) for predict.py '
+                    '--inference-model and the benchmark.')
+    parser.add_argument('weights', help='.pdparams or official .pth MattingRefine weights')
+    parser.add_argument('out_dir', help='output folder (replaced if it holds an older export)')
+    parser.add_argument('--backbone', choices=['mobilenetv2', 'resnet50', 'resnet101'],
+                        help='check that the weights are of this backbone')
+    parser.add_argument('--backbone-scale', type=float, default=MODEL_DEFAULTS['backbone_scale'])
+    parser.add_argument('--refine-mode', choices=['full', 'sampling', 'thresholding'],
+                        default=MODEL_DEFAULTS['refine_mode'])
+    parser.add_argument('--refine-sample-pixels', type=int, default=MODEL_DEFAULTS['refine_sample_pixels'])
+    parser.add_argument('--refine-threshold', type=float, default=MODEL_DEFAULTS['refine_threshold'])
+    parser.add_argument('--refine-kernel-size', type=int, choices=[1, 3],
+                        help="default: the weights' own")
+    parser.add_argument('--refine-prevent-oversampling', action=argparse.BooleanOptionalAction,
+                        default=MODEL_DEFAULTS['refine_prevent_oversampling'])
+    parser.add_argument('--onnx', action='store_true', help='also write model.onnx (needs paddle2onnx)')
+    parser.add_argument('--check', action='store_true',
+                        help='run the export and the dygraph model on a random 256x384 input and '
+                             'print the largest differences')
+    args = parser.parse_args(argv)
+    from utils.convert_weights import CheckpointError
+    try:
+        metadata = export_model(args.weights, args.out_dir, backbone=args.backbone, onnx=args.onnx,
+                                backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,
+                                refine_sample_pixels=args.refine_sample_pixels,
+                                refine_threshold=args.refine_threshold,
+                                refine_kernel_size=args.refine_kernel_size,
+                                refine_prevent_oversampling=args.refine_prevent_oversampling)
+    except (ExportError, CheckpointError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    options = ', '.join(f'{k}={v}' for k, v in metadata['options'].items())
+    print(f'Exported {args.weights} -> {args.out_dir} ({options}) in {metadata["export_seconds"]} s')
+    if args.onnx:
+        print(f'ONNX: {os.path.join(args.out_dir, ONNX_FILE)}')
+    if args.check:
+        diffs = check_export(args.out_dir, args.weights)
+        print('max |exported - dygraph|: ' + ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
