@@ -1,0 +1,420 @@
+"""Inference speed and memory benchmark (the official inference_speed_test.py, done right).
+
+`benchmark.py` at the repository top is the command line; this module holds the logic.
+
+Every configuration (backbone, resolution, backbone scale, sample pixels, batch size, engine,
+precision, device) runs in its own child process, so that its peak memory is its own and one
+engine's caches or threads cannot slow down the next. The child builds the engine (exporting
+once for Paddle Inference, cached next to the weights), runs `warmup` untimed calls and `runs`
+timed calls of engine(src, bgr) on numpy inputs (copies in and out included: what predict.py
+pays), and prints one JSON line:
+
+    {"kind": "latency", "backbone": ..., "resolution": "1920x1080", "engine": "inference",
+     "median_ms": ..., "min_ms": ..., "max_ms": ..., "fps": ..., "peak_rss_mb": ..., ...}
+
+The refiner samples exactly refine_sample_pixels / 16 patches (refine_prevent_oversampling off,
+as the official speed test), so the content of the inputs does not matter; unless --weights is
+given, the models get seeded random weights (saved once in the cache folder).
+
+With --video, it also times the whole video path: decode a synthetic clip with OpenCV, run the
+engine frame by frame (batch size frames at a time), composite on green and encode, reporting
+frames per second end to end and the time per stage.
+
+Load matters on a shared machine: each line records the load average before and after and the
+process CPU time per call (cpu_ms_median), so noisy rows can be recognised.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+# The speed figures of issue 4 (the official PyTorch code on this kind of 2-core machine):
+# (backbone, WxH, backbone_scale, sample_pixels) -> the measured range in ms.
+REFERENCE_ROWS = [
+    ('mobilenetv2', '1280x720', 0.25, 80_000, (210, 260)),
+    ('mobilenetv2', '1920x1080', 0.25, 80_000, (325, 357)),
+    ('mobilenetv2', '3840x2160', 0.125, 320_000, (1640, 1740)),
+    ('resnet50', '1920x1080', 0.25, 80_000, (570, 605)),
+    ('resnet50', '3840x2160', 0.125, 320_000, (1935, 2060)),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine description
+# ---------------------------------------------------------------------------------------------
+
+def cpu_model():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    flags = set(line.split(':', 1)[1].split())
+                    return sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'avx512_vnni',
+                                           'amx_bf16', 'amx_tile', 'amx_int8'})
+    except OSError:
+        pass
+    return []
+
+
+def load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process (VmHWM), MB."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def machine():
+    from utils.engine import available_cpus
+    import paddle
+    return {'cpu': cpu_model(), 'cpus': available_cpus(), 'cpu_flags': cpu_flags(),
+            'paddle': paddle.__version__, 'python': platform.python_version()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights
+# ---------------------------------------------------------------------------------------------
+
+def default_cache_dir():
+    base = os.environ.get('XDG_CACHE_HOME', os.path.join(os.path.expanduser('~'), '.cache'))
+    return os.path.join(base, 'bgmv2', 'benchmark')
+
+
+def random_weights(backbone, cache_dir, kernel_size=3, seed=0):
+    """A .pdparams of a seeded randomly initialised MattingRefine (timing needs no training)."""
+    path = os.path.join(cache_dir, f'random_{backbone}_k{kernel_size}_seed{seed}.pdparams')
+    if not os.path.isfile(path):
+        import paddle
+        from model import MattingRefine
+        from utils.convert_weights import save_pdparams
+        paddle.seed(seed)
+        model = MattingRefine(backbone, refine_kernel_size=kernel_size)
+        os.makedirs(cache_dir, exist_ok=True)
+        save_pdparams({k: v.numpy() for k, v in model.state_dict().items()}, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# One configuration (runs in the child process)
+# ---------------------------------------------------------------------------------------------
+
+def make_inputs(batch, height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    bgr = rng.random((batch, 3, height, width), dtype=np.float32)
+    src = np.clip(bgr + rng.normal(0, 0.2, bgr.shape).astype(np.float32), 0, 1)
+    return src, bgr
+
+
+def build_engine(cfg):
+    from utils.engine import create_engine
+    weights = cfg['weights'] or random_weights(cfg['backbone'], cfg['cache_dir'])
+    return create_engine(
+        weights, engine=cfg['engine'], device=cfg['device'], precision=cfg['precision'],
+        threads=cfg['threads'], cache_dir=os.path.join(cfg['cache_dir'], 'exports'),
+        backbone=cfg['backbone'], backbone_scale=cfg['backbone_scale'], refine_mode='sampling',
+        refine_sample_pixels=cfg['sample_pixels'], refine_prevent_oversampling=False)
+
+
+def time_latency(cfg):
+    """Median/min/max latency of engine(src, bgr) over cfg['runs'] runs after warm-up."""
+    load_before = load_average()
+    started = time.perf_counter()
+    engine = build_engine(cfg)
+    setup_s = time.perf_counter() - started
+    width, height = cfg['width'], cfg['height']
+    src, bgr = make_inputs(cfg['batch_size'], height, width)
+    for _ in range(cfg['warmup']):
+        out = engine(src, bgr)
+    wall, cpu = [], []
+    for _ in range(cfg['runs']):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = engine(src, bgr)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    wall_ms = np.array(wall) * 1000
+    median = float(np.median(wall_ms))
+    refined = float(out['ref_sm'].reshape(cfg['batch_size'], -1).sum(axis=1).mean())
+    result = {
+        'kind': 'latency',
+        'median_ms': round(median, 1), 'min_ms': round(float(wall_ms.min()), 1),
+        'max_ms': round(float(wall_ms.max()), 1),
+        'fps': round(cfg['batch_size'] * 1000 / median, 2),
+        'cpu_ms_median': round(float(np.median(cpu)) * 1000, 1),
+        'peak_rss_mb': peak_rss_mb(),
+        'refined_patches_per_image': refined,
+        'setup_s': round(setup_s, 1),
+        'load_before': load_before, 'load_after': load_average(),
+    }
+    result.update(_gpu_memory(cfg))
+    return result
+
+
+def _gpu_memory(cfg):
+    if cfg['device'] != 'gpu':
+        return {}
+    import paddle
+    try:
+        return {'peak_gpu_mb': round(paddle.device.cuda.max_memory_allocated() / 2 ** 20, 1),
+                'peak_gpu_note': 'allocated by Paddle (dygraph); Paddle Inference allocations '
+                                 'are not counted'}
+    except Exception:
+        return {}
+
+
+def write_test_video(path, frames, width, height, fps=30, seed=0):
+    """A synthetic clip (moving disc over a gradient) and its background plate (PNG)."""
+    import cv2
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    plate = np.stack([xx / width, yy / height, 0.5 + 0 * xx], axis=2)
+    plate = (plate * 255).astype(np.uint8)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f'OpenCV cannot write {path}')
+    rng = np.random.default_rng(seed)
+    for t in range(frames):
+        frame = plate.copy()
+        cx, cy = int(width * (0.3 + 0.4 * t / max(1, frames))), height // 2
+        mask = (xx - cx) ** 2 + (yy - cy) ** 2 < (min(width, height) / 4) ** 2
+        frame[mask] = rng.integers(0, 255, 3, dtype=np.uint8)
+        writer.write(frame)
+    writer.release()
+    bgr_path = os.path.splitext(path)[0] + '_bgr.png'
+    cv2.imwrite(bgr_path, plate)
+    return bgr_path
+
+
+def time_video(cfg):
+    """End-to-end video frames/s: decode, infer (batch_size frames at a time), composite, encode."""
+    import cv2
+    engine = build_engine(cfg)
+    width, height, batch = cfg['width'], cfg['height'], cfg['batch_size']
+    frames = cfg['video_frames']
+    with tempfile.TemporaryDirectory(prefix='bgmv2_bench_') as tmp:
+        clip = os.path.join(tmp, 'clip.mp4')
+        plate_path = write_test_video(clip, frames + cfg['warmup'] * batch, width, height)
+        plate = cv2.imread(plate_path)[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255
+        green = np.array([120, 255, 155], np.float32).reshape(1, 3, 1, 1) / 255
+        capture = cv2.VideoCapture(clip)
+        writer = cv2.VideoWriter(os.path.join(tmp, 'com.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 30,
+                                 (width, height))
+        stages = {'decode': 0.0, 'infer': 0.0, 'encode': 0.0}
+        done, timed = 0, 0
+        started = None
+        load_before = load_average()
+        while True:
+            t0 = time.perf_counter()
+            batch_frames = []
+            for _ in range(batch):
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                batch_frames.append(frame[:, :, ::-1].transpose(2, 0, 1))
+            if not batch_frames:
+                break
+            src = np.stack(batch_frames).astype(np.float32) / 255
+            t1 = time.perf_counter()
+            out = engine(src, np.repeat(plate, len(batch_frames), axis=0))
+            t2 = time.perf_counter()
+            com = out['fgr'] * out['pha'] + green * (1 - out['pha'])
+            com = (np.clip(com, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)[:, :, :, ::-1]
+            for frame in com:
+                writer.write(np.ascontiguousarray(frame))
+            t3 = time.perf_counter()
+            done += len(batch_frames)
+            if done <= cfg['warmup'] * batch:
+                continue  # warm-up batches are not timed
+            if started is None:
+                started = t0
+            timed += len(batch_frames)
+            stages['decode'] += t1 - t0
+            stages['infer'] += t2 - t1
+            stages['encode'] += t3 - t2
+        total = time.perf_counter() - started if started else float('nan')
+        capture.release()
+        writer.release()
+    return {
+        'kind': 'video', 'frames': timed, 'fps': round(timed / total, 2),
+        'decode_ms_per_frame': round(stages['decode'] / timed * 1000, 1),
+        'infer_ms_per_frame': round(stages['infer'] / timed * 1000, 1),
+        'composite_encode_ms_per_frame': round(stages['encode'] / timed * 1000, 1),
+        'peak_rss_mb': peak_rss_mb(), 'load_before': load_before, 'load_after': load_average(),
+    }
+
+
+def run_config(cfg):
+    """Run one configuration in this process; returns its JSON-ready result."""
+    import paddle
+    paddle.set_device(cfg['device'])
+    result = {k: cfg[k] for k in ('backbone', 'resolution', 'backbone_scale', 'sample_pixels',
+                                  'batch_size', 'engine', 'precision', 'device', 'threads',
+                                  'runs', 'warmup')}
+    result.update({'refine_mode': 'sampling', 'prevent_oversampling': False,
+                   'weights': cfg['weights'] or 'random'})
+    try:
+        result.update(time_video(cfg) if cfg['kind'] == 'video' else time_latency(cfg))
+    except Exception as e:  # report the failure as a line instead of losing the whole table
+        result.update({'kind': cfg['kind'], 'error': f'{type(e).__name__}: {e}'.strip()[:500],
+                       'peak_rss_mb': peak_rss_mb()})
+    result['machine'] = machine()
+    result['time'] = time.strftime('%Y-%m-%dT%H:%M:%S')
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Parent: configurations, child processes, output
+# ---------------------------------------------------------------------------------------------
+
+def parse_resolution(text):
+    try:
+        width, height = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'resolution must be WIDTHxHEIGHT, got {text!r}') from None
+    if width % 4 or height % 4:
+        raise argparse.ArgumentTypeError(f'width and height must be divisible by 4, got {text}')
+    return f'{width}x{height}'
+
+
+def configurations(args):
+    """The list of child configurations for the parsed arguments."""
+    if args.preset == 'issue4':
+        rows = [(b, r, s, p) for b, r, s, p, _ in REFERENCE_ROWS]
+    else:
+        rows = [(b, r, s, p) for b in args.backbone for r in args.resolution
+                for s in args.backbone_scale for p in args.sample_pixels]
+    kinds = ['latency'] + (['video'] if args.video else [])
+    configs = []
+    for backbone, resolution, scale, pixels in rows:
+        width, height = (int(v) for v in resolution.split('x'))
+        for batch in args.batch_size:
+            for engine in args.engine:
+                for precision in args.precision:
+                    for kind in kinds:
+                        configs.append({
+                            'kind': kind, 'backbone': backbone, 'resolution': resolution,
+                            'width': width, 'height': height, 'backbone_scale': scale,
+                            'sample_pixels': pixels, 'batch_size': batch, 'engine': engine,
+                            'precision': precision, 'device': args.device,
+                            'threads': args.threads, 'runs': args.runs, 'warmup': args.warmup,
+                            'video_frames': args.video_frames, 'weights': args.weights,
+                            'cache_dir': args.cache_dir})
+    return configs
+
+
+def run_child(cfg, timeout):
+    """Run one configuration in a fresh interpreter; returns its result dict."""
+    env = dict(os.environ)
+    if cfg['threads']:
+        # dygraph CPU kernels use OpenMP/MKL threads; Paddle Inference gets cfg['threads']
+        env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(cfg['threads'])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
+    command = [sys.executable, '-W', 'ignore', '-m', 'utils.benchmark', '--child', json.dumps(cfg)]
+    try:
+        proc = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(_summary(cfg), error=f'timed out after {timeout} s')
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith('{'):
+            return json.loads(line)
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return dict(_summary(cfg), error=f'child exited with {proc.returncode}: ' + ' | '.join(tail))
+
+
+def _summary(cfg):
+    keys = ('kind', 'backbone', 'resolution', 'backbone_scale', 'sample_pixels', 'batch_size',
+            'engine', 'precision', 'device', 'threads')
+    return {k: cfg[k] for k in keys}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description='Latency, throughput and peak memory of BackgroundMattingV2 inference, one '
+                    'JSON line per configuration (each run in its own process).',
+        epilog='examples:\n'
+               '  python benchmark.py --preset issue4 --engine dygraph inference\n'
+               '  python benchmark.py --backbone mobilenetv2 --resolution 1920x1080 --video\n'
+               '  python benchmark.py --device gpu --precision float32 float16',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--preset', choices=['issue4'],
+                        help="issue4: the five rows of the official figures (MobileNetV2 720p/1080p/"
+                             "4K, ResNet-50 1080p/4K); overrides backbone/resolution/scale/pixels")
+    parser.add_argument('--backbone', nargs='+', default=['mobilenetv2'],
+                        choices=['mobilenetv2', 'resnet50', 'resnet101'])
+    parser.add_argument('--resolution', nargs='+', type=parse_resolution, default=['1920x1080'],
+                        help='WIDTHxHEIGHT (default: 1920x1080)')
+    parser.add_argument('--backbone-scale', nargs='+', type=float, default=[0.25])
+    parser.add_argument('--sample-pixels', nargs='+', type=int, default=[80_000])
+    parser.add_argument('--batch-size', nargs='+', type=int, default=[1])
+    parser.add_argument('--engine', nargs='+', default=['inference'],
+                        choices=['dygraph', 'inference', 'auto'])
+    parser.add_argument('--precision', nargs='+', default=['float32'],
+                        choices=['float32', 'float16', 'bfloat16'])
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'gpu'])
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads (default: all available)')
+    parser.add_argument('--runs', type=int, default=10, help='timed runs (default: 10)')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed runs first (default: 3)')
+    parser.add_argument('--video', action='store_true',
+                        help='also time the video path end to end (decode, infer, encode)')
+    parser.add_argument('--video-frames', type=int, default=30, help='timed frames (default: 30)')
+    parser.add_argument('--weights', help='weights to time (default: seeded random weights)')
+    parser.add_argument('--cache-dir', default=default_cache_dir(),
+                        help='random weights and exports are kept here (default: %(default)s)')
+    parser.add_argument('--output', help='also append the JSON lines to this file')
+    parser.add_argument('--timeout', type=float, default=3600, help='per configuration, seconds')
+    parser.add_argument('--child', help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.child:
+        print(json.dumps(run_config(json.loads(args.child))), flush=True)
+        return 0
+    if args.weights and (args.preset or len(args.backbone) > 1):
+        print('error: --weights holds one backbone; use it with one --backbone', file=sys.stderr)
+        return 2
+    failures = 0
+    for cfg in configurations(args):
+        result = run_child(cfg, args.timeout)
+        failures += 'error' in result
+        line = json.dumps(result)
+        print(line, flush=True)
+        if args.output:
+            with open(args.output, 'a') as f:
+                f.write(line + '\n')
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
