@@ -114,36 +114,49 @@ def _replicate_edges(x, axis):
 
 
 def _upsample_axis_exact(x, factor, axis):
-    """(N, H, W) -> f-times larger along `axis` (1: rows, 2: columns), exact integer factor."""
-    shape = paddle.shape(x)
+    """(N, H, W) -> f-times larger along `axis` (1: rows, 2: columns), exact integer factor.
+
+    Rows: returns (N, H, f, W) (output row m * f + a at [:, m, a]); the caller merges the two
+    middle axes (a reshape, which is a copy in oneDNN, so it is done once, to the final shape).
+    Columns: returns (N, H, W * f).
+    """
     taps = phase_weights(factor)
     xp = _replicate_edges(x, axis).unsqueeze(1)  # (N, 1, H(+2), W(+2))
     kernel = taps.reshape(factor, 1, 3, 1) if axis == 1 else taps.reshape(factor, 1, 1, 3)
-    y = F.conv2d(xp, paddle.to_tensor(kernel))   # (N, f, H, W): one channel per phase
-    if axis == 1:  # interleave the phases: rows m*f + a
-        y = y.transpose([0, 2, 1, 3])
-        return y.reshape([shape[0], shape[1] * factor, shape[2]])
-    y = y.transpose([0, 2, 3, 1])
-    return y.reshape([shape[0], shape[1], shape[2] * factor])
+    y = F.conv2d(xp, paddle.to_tensor(kernel).astype(x.dtype))  # (N, f, H, W): one channel per phase
+    if axis == 1:  # interleave the phases: rows m * f + a
+        return y.transpose([0, 2, 1, 3])
+    shape = paddle.shape(x)
+    return y.transpose([0, 2, 3, 1]).reshape([shape[0], shape[1], shape[2] * factor])
 
 
 def _resize_axis_matmul(x, n_out, axis):
-    """(N, H, W) resized along `axis` to n_out with a dense interpolation matrix (any sizes)."""
+    """(N, H, W) resized along `axis` to n_out with a dense interpolation matrix (any sizes).
+
+    Rows: returns (N, n_out, 1, W) (the shape convention of `_upsample_axis_exact`).
+    """
     shape = paddle.shape(x)
     if axis == 1:
-        return paddle.matmul(interpolation_matrix(shape[1], n_out), x)
+        y = paddle.matmul(interpolation_matrix(shape[1], n_out), x)
+        return y.reshape([shape[0], n_out, 1, shape[2]])
     return paddle.matmul(x, interpolation_matrix(shape[2], n_out), transpose_y=True)
 
 
 def _resize_axis(x, n_out, axis, factor):
-    """Traced resize of one axis of (N, H, W); exact path when n_out == factor * n_in."""
-    if not factor or factor == 1:
-        if factor == 1:  # usually the identity; resize only when it is not
-            n_in = paddle.shape(x)[axis]
-            return paddle.static.nn.cond(n_in == n_out, lambda: x,
-                                         lambda: _resize_axis_matmul(x, n_out, axis))
+    """Traced resize of one axis of (N, H, W); exact path when n_out == factor * n_in.
+
+    Returns (N, H, W') for columns, (N, h, k, W) with h * k = n_out for rows (see
+    `_upsample_axis_exact`).
+    """
+    shape = paddle.shape(x)
+    n_in = shape[axis]
+    if factor == 1:  # usually the identity; resize only when it is not
+        # (a oneDNN reshape, not unsqueeze: a native op's output leaving a cond block breaks
+        # Paddle 3.3.1's oneDNN runtime)
+        same = (lambda: x.reshape([shape[0], shape[1], 1, shape[2]])) if axis == 1 else (lambda: x)
+        return paddle.static.nn.cond(n_in == n_out, same, lambda: _resize_axis_matmul(x, n_out, axis))
+    if not factor:
         return _resize_axis_matmul(x, n_out, axis)
-    n_in = paddle.shape(x)[axis]
     return paddle.static.nn.cond(n_in * factor == n_out,
                                  lambda: _upsample_axis_exact(x, factor, axis),
                                  lambda: _resize_axis_matmul(x, n_out, axis))
@@ -167,7 +180,9 @@ def resize_bilinear(x, size, factor=None):
     # 3-D (N, H, W) with N = B * C: plain layout for oneDNN (see the module docstring)
     y = x.reshape([-1, shape[2], shape[3]])
     # Columns first when upsampling: the column step's interleave is the costlier one, so it
-    # runs on the smaller tensor.
+    # runs on the smaller tensor. The row step's result is reshaped straight to the output
+    # shape, once (every reshape is a copy in oneDNN), and outside the cond: Paddle 3.3.1's
+    # oneDNN runtime fails when a native op reads a cond output directly.
     y = _resize_axis(y, size[1], 2, factor)
     y = _resize_axis(y, size[0], 1, factor)
     return y.reshape([shape[0], shape[1], size[0], size[1]])
@@ -206,13 +221,9 @@ def downsample_bilinear(x, size, factor):
     return paddle.static.nn.cond(exact_size, exact, general)
 
 
-def upsample_nearest2x(x, channels_last=False):
-    """Each pixel repeated 2x2 (F.interpolate scale 2, nearest): (B, C, H, W) -> (B, C, 2H, 2W),
-    or (B, H, W, C) -> (B, 2H, 2W, C) if channels_last."""
+def upsample_nearest2x(x):
+    """(B, C, H, W) -> (B, C, 2H, 2W), each pixel repeated 2x2 (F.interpolate scale 2, nearest)."""
     shape = paddle.shape(x) if _traced() else x.shape
-    if channels_last:
-        y = paddle.expand(x.unsqueeze([2, 4]), [-1, -1, 2, -1, 2, -1])  # (B, H, 2, W, 2, C)
-        return y.reshape([shape[0], shape[1] * 2, shape[2] * 2, shape[3]])
     y = paddle.expand(x.unsqueeze([3, 5]), [-1, -1, -1, 2, -1, 2])  # (B, C, H, 2, W, 2)
     return y.reshape([shape[0], shape[1], shape[2] * 2, shape[3] * 2])
 

@@ -69,7 +69,7 @@ def crop_patches(x, idx, size, padding):
 
 
 def replace_patches(x, patches, idx, inplace=False):
-    """Write patches back into an image with one scatter on the flattened image.
+    """Write patches back into an image.
 
     Args:
         x: image (B, C, H, W), H and W divisible by the patch size p.
@@ -80,31 +80,21 @@ def replace_patches(x, patches, idx, inplace=False):
     Returns:
         (B, C, H, W) with the selected patches replaced.
 
-    Each patch element goes to ((b * C + c) * H + p * i + y) * W + p * j + x: the index table
-    has P * C * p * p entries, and the image is not transposed (the official scatter_nd and
-    earlier versions of this port viewed the whole image as rows of patches, two
-    full-resolution transposes).
+    One `index_put` with broadcast index tensors (b, c, row, column) of shapes (P, 1, 1, 1),
+    (1, C, 1, 1), (P, 1, p, 1), (P, 1, 1, p): nothing of image size is built besides the result
+    (the official scatter_nd, and earlier versions of this port, viewed the whole image as
+    rows of patches: two full-resolution transposes).
     """
     C, p = patches.shape[1], patches.shape[3]
-    shape = x.shape if paddle.in_dynamic_mode() else paddle.shape(x)
-    H, W = shape[2], shape[3]
-    if not paddle.in_dynamic_mode():
-        H, W = paddle.cast(H, 'int64'), paddle.cast(W, 'int64')
     offsets = paddle.arange(p, dtype='int64')
-    channels = paddle.arange(C, dtype='int64')
-    rows = idx[:, 1:2] * p + offsets       # (P, p)
-    cols = idx[:, 2:3] * p + offsets       # (P, p)
-    planes = idx[:, 0:1] * C + channels    # (P, C): image plane b * C + c
-    row_index = planes.unsqueeze(2) * H + rows.unsqueeze(1)                 # (P, C, p)
-    index = row_index.unsqueeze(3) * W + cols.unsqueeze(1).unsqueeze(2)     # (P, C, p, p)
-    flat = x.reshape([-1])
-    index = index.reshape([-1])
-    updates = patches.reshape([-1]).astype(x.dtype)
+    index = (idx[:, 0].reshape([-1, 1, 1, 1]),
+             paddle.arange(C, dtype='int64').reshape([1, C, 1, 1]),
+             (idx[:, 1:2] * p + offsets).reshape([-1, 1, p, 1]),
+             (idx[:, 2:3] * p + offsets).reshape([-1, 1, 1, p]))
+    patches = patches.astype(x.dtype)
     if inplace and paddle.in_dynamic_mode():
-        flat = paddle.scatter_(flat, index, updates, overwrite=True)
-    else:
-        flat = paddle.scatter(flat, index, updates, overwrite=True)
-    return flat.reshape(shape)
+        return paddle.index_put_(x, index, patches)
+    return paddle.index_put(x, index, patches)
 
 
 class Refiner(nn.Layer):
@@ -209,37 +199,94 @@ class Refiner(nn.Layer):
     def _refine_and_replace(self, src, bgr, pha, fgr, hid, idx, ref, pha_out, fgr_out):
         """Refine the patches at idx and write them into the upsampled pha_out, fgr_out."""
         traced = not paddle.in_dynamic_mode()
-        # the upsampled images are ours: write in place when no gradient needs them (eager only:
-        # to_static refuses in-place ops on reshaped tensors; Paddle Inference's inplace pass
-        # decides for the exported graph)
-        inplace = not traced and not paddle.is_grad_enabled()
         if traced:
             # A traced graph cannot skip the refinement when no patch is selected, and ops on
-            # empty batches fail in oneDNN: append one extra patch at location (0, 0, 0). It is
-            # refined and written like the others (a real patch there gets the same values),
-            # then location (0, 0, 0) is written once more with what belongs there: the refined
-            # values if it is selected, else the upsampled values it had.
-            corner = paddle.zeros([1, 3], idx.dtype)
-            idx = paddle.concat([idx, corner])
-            keep = [pha_out[0:1, :, 0:4, 0:4], fgr_out[0:1, :, 0:4, 0:4]]
+            # empty batches fail in oneDNN: append one extra patch at location (0, 0, 0), refined
+            # like the others. It is written back with what belongs there: its refined values
+            # if (0, 0, 0) is selected (then a real patch there carries the same values), else
+            # the upsampled values the location already has.
+            idx = paddle.concat([idx, paddle.zeros([1, 3], idx.dtype)])
         patches = self._refine_patches(src, bgr, pha, fgr, hid, idx)  # (P, 4, 4, 4)
-        pha_p, fgr_p = patches[:, :1], patches[:, 1:]
-        pha_out = replace_patches(pha_out, pha_p, idx, inplace)
-        fgr_out = replace_patches(fgr_out, fgr_p, idx, inplace)
         if traced:
-            selected = ref[0:1, 0:1, 0:1, 0:1] > 0
-            pha_out = replace_patches(pha_out, paddle.where(selected, pha_p[-1:], keep[0]), corner, inplace)
-            fgr_out = replace_patches(fgr_out, paddle.where(selected, fgr_p[-1:], keep[1]), corner, inplace)
-        return pha_out, fgr_out
+            keep = paddle.concat([pha_out[0:1, :, 0:4, 0:4], fgr_out[0:1, :, 0:4, 0:4]], axis=1)
+            # row r of the result is patches[r], except the extra one takes `keep` (row P) when
+            # (0, 0, 0) is not selected: a gather, so no tensor is ever empty
+            count = paddle.shape(patches)[0:1].astype('int64')
+            rows = paddle.arange(count[0], dtype='int64')
+            unselected = (ref[0, 0, 0, 0] <= 0).astype('int64')
+            rows = rows + (rows == count - 1).astype('int64') * unselected
+            patches = paddle.gather(paddle.concat([patches, keep]), rows)
+        # the upsampled images are ours: write in place when no gradient needs them (eager only:
+        # to_static refuses in-place ops on views)
+        inplace = not traced and not paddle.is_grad_enabled()
+        return (replace_patches(pha_out, patches[:, :1], idx, inplace),
+                replace_patches(fgr_out, patches[:, 1:], idx, inplace))
 
     def _refine_patches(self, src, bgr, pha, fgr, hid, idx):
-        """Re-predict the 4x4 patches at `idx` (P, 3) -> (P, 4, 4, 4) (pha, fgr residual)."""
+        """Re-predict the 4x4 patches at `idx` (P, 3) -> (P, 4, 4, 4) (pha, fgr residual).
+
+        Same layers as the official refiner, computed without its concats: a conv over
+        concat([a, b]) is the sum of convs over a and b with the matching weight slices (the
+        patch batches are large: each concat was a full copy). With kernel 3, the nearest 2x
+        upsampling before conv3 is folded into conv3 (`_conv_upsampled`).
+        """
         coarse = self._crop_coarse(paddle.concat([hid, pha, fgr], axis=1), idx, spatial_size(src))
         src_half, src_full = self._crop_input(src, bgr, idx)
-        x = self._stage1(paddle.concat([coarse, src_half], axis=1))
-        # 4x4 (k=3) or 2x2 (k=1) -> twice the size, as the official nearest upsampling
-        x = upsample_nearest2x(x)
-        return self._stage2(paddle.concat([x, src_full], axis=1))
+        x = self.relu(self._conv_bn([coarse, src_half], self.conv1, self.bn1))
+        x = self.relu(self._conv_bn([x], self.conv2, self.bn2))
+        if self.kernel_size == 3:
+            x = self.relu(self._conv_bn([x, src_full], self.conv3, self.bn3, upsampled=0))
+        else:
+            # 2x2 -> 4x4, as the official nearest upsampling
+            x = self.relu(self._conv_bn([upsample_nearest2x(x), src_full], self.conv3, self.bn3))
+        return self._conv_bn([x], self.conv4, None)
+
+    def _conv_bn(self, parts, conv, bn, upsampled=None):
+        """bn(conv(concat(parts, axis=1))) as a sum of one conv per part (valid padding).
+
+        Outside training, bn is folded into the conv weights and bias. upsampled: index of a
+        part that is to be upsampled 2x (nearest) before the conv; see `_conv_upsampled`.
+        """
+        weight, bias = conv.weight, conv.bias
+        if bn is not None and not self.training:
+            scale = bn.weight / paddle.sqrt(bn._variance + bn._epsilon)
+            shift = bn.bias - bn._mean * scale
+            weight = weight * scale.reshape([-1, 1, 1, 1])
+            bias = shift if bias is None else bias * scale + shift
+            bn = None
+        out, start = None, 0
+        for i, x in enumerate(parts):
+            channels = x.shape[1]
+            w = weight[:, start:start + channels]
+            start += channels
+            y = self._conv_upsampled(x, w) if i == upsampled else F.conv2d(x, w)
+            out = y if out is None else out + y
+        if bias is not None:
+            out = out + bias.reshape([1, -1, 1, 1])
+        return out if bn is None else bn(out)
+
+    @staticmethod
+    def _conv_upsampled(x, weight):
+        """conv2d(nearest_upsample_2x(x), weight) for a 3x3 kernel, without upsampling.
+
+        Output pixel (2m + a, 2n + b) reads upsampled rows 2m + a + dy, dy = 0, 1, 2, i.e. input
+        rows m, m, m + 1 (a = 0) or m, m + 1, m + 1 (a = 1): a 2x2 conv on x whose taps are sums
+        of the 3x3 taps. The four phases are computed as one conv with 4x the output channels,
+        then interleaved. (B, C, h, w) -> (B, O, 2h - 2, 2w - 2).
+        """
+        taps = paddle.to_tensor(np.array([[[1, 1, 0], [0, 0, 1]], [[1, 0, 0], [0, 1, 1]]],
+                                         np.float32)).astype(weight.dtype)   # (phase, tap, dy)
+        out_channels = weight.shape[0]
+        phases = []
+        for a in range(2):
+            rows = paddle.matmul(taps[a], weight)                             # (O, C, 2, 3)
+            for b in range(2):
+                phases.append(paddle.matmul(rows, taps[b], transpose_y=True))  # (O, C, 2, 2)
+        y = F.conv2d(x, paddle.concat(phases, axis=0))  # (B, 4 * O, h - 1, w - 1), phase-major
+        shape = x.shape if paddle.in_dynamic_mode() else paddle.shape(x)
+        h, w = shape[2] - 1, shape[3] - 1
+        y = y.reshape([-1, 2, 2, out_channels, h, w]).transpose([0, 3, 4, 1, 5, 2])
+        return y.reshape([-1, out_channels, 2 * h, 2 * w])
 
     def _crop_input(self, src, bgr, idx):
         """Windows of src and bgr around the patches at half and at full resolution.
