@@ -1,8 +1,7 @@
 """The BackgroundMattingV2 decoder: four upsample + skip-concat + conv stages."""
-import paddle
 import paddle.nn as nn
 
-from .ops import resize_bilinear
+from .ops import conv_parts, resize_bilinear
 from .utils import spatial_size
 
 
@@ -29,14 +28,14 @@ class Decoder(nn.Layer):
         self.conv4 = nn.Conv2D(feature_channels[3] + channels[3], channels[4], 3, padding=1)
         self.relu = nn.ReLU()
 
-    @staticmethod
-    def _up_concat(x, skip):
+    def _stage(self, x, skip, conv, bn=None):
+        """conv (+ bn) of concat([upsampled x, skip]), computed without the concat."""
         # exact 2x when the sizes allow it (the usual case), any sizes otherwise
         x = resize_bilinear(x, spatial_size(skip), factor=2)
-        return paddle.concat([x, skip], axis=1)
+        return conv_parts([x, skip], conv, bn, padding=1)
 
     def forward(self, x4, x3, x2, x1, x0):
-        x = self.relu(self.bn1(self.conv1(self._up_concat(x4, x3))))
-        x = self.relu(self.bn2(self.conv2(self._up_concat(x, x2))))
-        x = self.relu(self.bn3(self.conv3(self._up_concat(x, x1))))
-        return self.conv4(self._up_concat(x, x0))
+        x = self.relu(self._stage(x4, x3, self.conv1, self.bn1))
+        x = self.relu(self._stage(x, x2, self.conv2, self.bn2))
+        x = self.relu(self._stage(x, x1, self.conv3, self.bn3))
+        return self._stage(x, x0, self.conv4)

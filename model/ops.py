@@ -40,6 +40,11 @@ def _traced():
     return not paddle.in_dynamic_mode()
 
 
+def _channels(x, shape):
+    """The channel count of NCHW x: the static one if known (later ops need it), else runtime."""
+    return x.shape[1] if x.shape[1] >= 0 else shape[1]
+
+
 # ---------------------------------------------------------------------------------------------
 # Index tables
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +160,9 @@ def _resize_axis(x, n_out, axis, factor):
         # Paddle 3.3.1's oneDNN runtime)
         same = (lambda: x.reshape([shape[0], shape[1], 1, shape[2]])) if axis == 1 else (lambda: x)
         return paddle.static.nn.cond(n_in == n_out, same, lambda: _resize_axis_matmul(x, n_out, axis))
-    if not factor:
+    if not factor or (axis == 1 and factor == 2):
+        # Rows of a 2x upsampling: the dense matmul (2 * n_in multiply-adds per output) is as
+        # fast as the phase conv + interleave under oneDNN and exact for any sizes.
         return _resize_axis_matmul(x, n_out, axis)
     return paddle.static.nn.cond(n_in * factor == n_out,
                                  lambda: _upsample_axis_exact(x, factor, axis),
@@ -185,7 +192,7 @@ def resize_bilinear(x, size, factor=None):
     # oneDNN runtime fails when a native op reads a cond output directly.
     y = _resize_axis(y, size[1], 2, factor)
     y = _resize_axis(y, size[0], 1, factor)
-    return y.reshape([shape[0], shape[1], size[0], size[1]])
+    return y.reshape([shape[0], _channels(x, shape), size[0], size[1]])
 
 
 def downsample_bilinear(x, size, factor):
@@ -206,7 +213,7 @@ def downsample_bilinear(x, size, factor):
         y = x.reshape([-1, shape[2], shape[3]])
         y = paddle.matmul(interpolation_matrix(shape[2], size[0]), y)
         y = paddle.matmul(y, interpolation_matrix(shape[3], size[1]), transpose_y=True)
-        return y.reshape([shape[0], shape[1], size[0], size[1]])
+        return y.reshape([shape[0], _channels(x, shape), size[0], size[1]])
 
     if factor % 2:
         return general()
@@ -234,6 +241,38 @@ def broadcast_spatial(x, size):
         return paddle.expand(x, [x.shape[0], x.shape[1], size[0], size[1]])
     shape = paddle.shape(x)
     return paddle.expand(x, [shape[0], shape[1], size[0], size[1]])
+
+
+def conv_parts(parts, conv, bn=None, padding=0, part_convs=None):
+    """bn(conv(concat(parts, axis=1))) as a sum of one conv per part: no concatenated copy.
+
+    conv: an nn.Conv2D whose input channels are the parts' channels in order; bn: an optional
+    nn.BatchNorm2D after it, folded into the conv weights and bias unless it is training (the
+    same function, to float rounding). part_convs: optional {part index: fn(x, weight) -> y}
+    replacing F.conv2d for that part (the refiner folds an upsampling into one).
+    Under oneDNN the sum fuses into the convs (residual add), and splitting a 54-channel input
+    into 48 + 6 channels also lets the big part run with aligned channel blocks.
+    """
+    weight, bias = conv.weight, conv.bias
+    if bn is not None and not bn.training:
+        scale = bn.weight / paddle.sqrt(bn._variance + bn._epsilon)
+        shift = bn.bias - bn._mean * scale
+        weight = weight * scale.reshape([-1, 1, 1, 1])
+        bias = shift if bias is None else bias * scale + shift
+        bn = None
+    out, start = None, 0
+    for i, x in enumerate(parts):
+        channels = x.shape[1]
+        w = weight[:, start:start + channels]
+        start += channels
+        if part_convs and i in part_convs:
+            y = part_convs[i](x, w)
+            if out is None and bias is not None:
+                y = y + bias.reshape([1, -1, 1, 1])
+        else:
+            y = F.conv2d(x, w, bias if out is None else None, padding=padding)
+        out = y if out is None else out + y
+    return out if bn is None else bn(out)
 
 
 def zero_pad(x, pad):

@@ -23,7 +23,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .ops import downsample_bilinear, resize_bilinear, source_coords, upsample_nearest2x, zero_pad
+from .ops import (conv_parts, downsample_bilinear, resize_bilinear, source_coords,
+                  upsample_nearest2x, zero_pad)
 from .utils import batch_size, spatial_size
 
 REFINE_MODES = ('full', 'sampling', 'thresholding')
@@ -232,38 +233,14 @@ class Refiner(nn.Layer):
         """
         coarse = self._crop_coarse(paddle.concat([hid, pha, fgr], axis=1), idx, spatial_size(src))
         src_half, src_full = self._crop_input(src, bgr, idx)
-        x = self.relu(self._conv_bn([coarse, src_half], self.conv1, self.bn1))
-        x = self.relu(self._conv_bn([x], self.conv2, self.bn2))
+        x = self.relu(conv_parts([coarse, src_half], self.conv1, self.bn1))
+        x = self.relu(conv_parts([x], self.conv2, self.bn2))
         if self.kernel_size == 3:
-            x = self.relu(self._conv_bn([x, src_full], self.conv3, self.bn3, upsampled=0))
+            x = conv_parts([x, src_full], self.conv3, self.bn3, part_convs={0: self._conv_upsampled})
         else:
             # 2x2 -> 4x4, as the official nearest upsampling
-            x = self.relu(self._conv_bn([upsample_nearest2x(x), src_full], self.conv3, self.bn3))
-        return self._conv_bn([x], self.conv4, None)
-
-    def _conv_bn(self, parts, conv, bn, upsampled=None):
-        """bn(conv(concat(parts, axis=1))) as a sum of one conv per part (valid padding).
-
-        Outside training, bn is folded into the conv weights and bias. upsampled: index of a
-        part that is to be upsampled 2x (nearest) before the conv; see `_conv_upsampled`.
-        """
-        weight, bias = conv.weight, conv.bias
-        if bn is not None and not self.training:
-            scale = bn.weight / paddle.sqrt(bn._variance + bn._epsilon)
-            shift = bn.bias - bn._mean * scale
-            weight = weight * scale.reshape([-1, 1, 1, 1])
-            bias = shift if bias is None else bias * scale + shift
-            bn = None
-        out, start = None, 0
-        for i, x in enumerate(parts):
-            channels = x.shape[1]
-            w = weight[:, start:start + channels]
-            start += channels
-            y = self._conv_upsampled(x, w) if i == upsampled else F.conv2d(x, w)
-            out = y if out is None else out + y
-        if bias is not None:
-            out = out + bias.reshape([1, -1, 1, 1])
-        return out if bn is None else bn(out)
+            x = conv_parts([upsample_nearest2x(x), src_full], self.conv3, self.bn3)
+        return self.conv4(self.relu(x))
 
     @staticmethod
     def _conv_upsampled(x, weight):
