@@ -128,9 +128,22 @@ def random_weights(backbone, cache_dir, kernel_size=3, seed=0):
 # ---------------------------------------------------------------------------------------------
 
 def make_inputs(batch, height, width, seed=0):
+    """A synthetic scene: smooth background plate and, in src, a soft-edged textured blob over it.
+
+    Timing does not depend on the content (exactly k patches are refined); the precision
+    comparison (--compare-precision) wants a scene with edges rather than noise.
+    """
     rng = np.random.default_rng(seed)
-    bgr = rng.random((batch, 3, height, width), dtype=np.float32)
-    src = np.clip(bgr + rng.normal(0, 0.2, bgr.shape).astype(np.float32), 0, 1)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy, xx = yy / height, xx / width
+    bgr = np.stack([0.2 + 0.6 * xx, 0.3 + 0.4 * yy, 0.5 + 0.3 * np.sin(6 * xx + 4 * yy)])
+    radius = 0.3 + 0.03 * np.sin(40 * np.arctan2(yy - 0.5, xx - 0.5))
+    alpha = np.clip((radius - np.hypot(xx - 0.5, (yy - 0.5) * height / width)) * 200, 0, 1)
+    fgr = np.stack([0.8 - 0.5 * yy, 0.3 + 0.3 * (np.sin(30 * xx) > 0), 0.2 + 0.5 * xx])
+    src = alpha * fgr + (1 - alpha) * bgr
+    noise = rng.normal(0, 0.01, (2, batch, 3, height, width)).astype(np.float32)
+    src = np.clip(src[None] + noise[0], 0, 1).astype(np.float32)
+    bgr = np.clip(bgr[None] + noise[1], 0, 1).astype(np.float32)
     return src, bgr
 
 
@@ -175,7 +188,21 @@ def time_latency(cfg):
         'load_before': load_before, 'load_after': load_average(),
     }
     result.update(_gpu_memory(cfg))
+    if cfg.get('compare_precision') and cfg['precision'] != 'float32':
+        reference = build_engine(dict(cfg, precision='float32'))(src, bgr)
+        result.update(precision_error(out, reference))
     return result
+
+
+def precision_error(out, reference):
+    """How far reduced-precision outputs are from float32 ones (alpha and refined patches)."""
+    diff = np.abs(out['pha'] - reference['pha'])
+    patches = reference['ref_sm'].size
+    return {'alpha_error_vs_float32': {
+        'max': round(float(diff.max()), 5), 'mean': round(float(diff.mean()), 6),
+        'p99': round(float(np.percentile(diff, 99)), 5),
+        'pha_sm_max': round(float(np.abs(out['pha_sm'] - reference['pha_sm']).max()), 5),
+        'refined_patches_differing': round(float((out['ref_sm'] != reference['ref_sm']).sum()) / patches, 5)}}
 
 
 def _gpu_memory(cfg):
@@ -325,7 +352,8 @@ def configurations(args):
                             'precision': precision, 'device': args.device,
                             'threads': args.threads, 'runs': args.runs, 'warmup': args.warmup,
                             'video_frames': args.video_frames, 'weights': args.weights,
-                            'cache_dir': args.cache_dir})
+                            'cache_dir': args.cache_dir,
+                            'compare_precision': args.compare_precision})
     return configs
 
 
@@ -387,6 +415,9 @@ def build_parser():
     parser.add_argument('--video', action='store_true',
                         help='also time the video path end to end (decode, infer, encode)')
     parser.add_argument('--video-frames', type=int, default=30, help='timed frames (default: 30)')
+    parser.add_argument('--compare-precision', action='store_true',
+                        help='for bfloat16/float16 rows, also report the alpha error against a '
+                             'float32 run of the same engine (meaningful with trained --weights)')
     parser.add_argument('--weights', help='weights to time (default: seeded random weights)')
     parser.add_argument('--cache-dir', default=default_cache_dir(),
                         help='random weights and exports are kept here (default: %(default)s)')
