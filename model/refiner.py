@@ -69,7 +69,7 @@ def crop_patches(x, idx, size, padding):
     return patches.transpose([0, 3, 1, 2])
 
 
-def replace_patches(x, patches, idx, inplace=False):
+def replace_patches(x, patches, idx, inplace=False, expand_index=False):
     """Write patches back into an image.
 
     Args:
@@ -78,6 +78,8 @@ def replace_patches(x, patches, idx, inplace=False):
         idx: (P, 3) int64 patch locations (b, i, j) on the grid of stride p. A location may
             appear twice only with identical patches (the order of the writes is not defined).
         inplace: eager only, write into x itself (saves a copy of the image; x is changed).
+        expand_index: materialise the index tensors at the full patch shape (paddle2onnx 2.1
+            converts index_put without broadcasting its indices).
     Returns:
         (B, C, H, W) with the selected patches replaced.
 
@@ -93,6 +95,9 @@ def replace_patches(x, patches, idx, inplace=False):
              (idx[:, 1:2] * p + offsets).reshape([-1, 1, p, 1]),
              (idx[:, 2:3] * p + offsets).reshape([-1, 1, 1, p]))
     patches = patches.astype(x.dtype)
+    if expand_index:
+        shape = paddle.shape(patches) if not paddle.in_dynamic_mode() else patches.shape
+        index = tuple(paddle.expand(i, shape) for i in index)
     if inplace and paddle.in_dynamic_mode():
         return paddle.index_put_(x, index, patches)
     return paddle.index_put(x, index, patches)
@@ -136,6 +141,8 @@ class Refiner(nn.Layer):
         # for traced graphs: it selects fast exact resampling paths and bounds the coarse window
         # size; the results do not depend on it. Not a parameter (state dict unchanged).
         self.backbone_scale = None
+        # Trace a graph that paddle2onnx can convert (utils.export sets it for ONNX exports).
+        self.onnx_compatible = False
 
         channels = [32, 24, 16, 12, 4]
         self.conv1 = nn.Conv2D(channels[0] + 6 + 4, channels[1], kernel_size, bias_attr=False)
@@ -220,8 +227,9 @@ class Refiner(nn.Layer):
         # the upsampled images are ours: write in place when no gradient needs them (eager only:
         # to_static refuses in-place ops on views)
         inplace = not traced and not paddle.is_grad_enabled()
-        return (replace_patches(pha_out, patches[:, :1], idx, inplace),
-                replace_patches(fgr_out, patches[:, 1:], idx, inplace))
+        expand = self.onnx_compatible
+        return (replace_patches(pha_out, patches[:, :1], idx, inplace, expand),
+                replace_patches(fgr_out, patches[:, 1:], idx, inplace, expand))
 
     def _refine_patches(self, src, bgr, pha, fgr, hid, idx):
         """Re-predict the 4x4 patches at `idx` (P, 3) -> (P, 4, 4, 4) (pha, fgr residual).

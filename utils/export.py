@@ -120,6 +120,7 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
     try:
         model_options = {k: v for k, v in options.items() if k != 'backbone'}
         model = build_model(weights, model_type='refine', backbone=options['backbone'], **model_options)
+        model.refiner.onnx_compatible = onnx  # same results; a form paddle2onnx can convert
         started = time.time()
         _trace_and_save(model, os.path.join(tmp, 'model'))
         for name in (PROGRAM_FILE, PARAMS_FILE):
@@ -138,6 +139,7 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
             'inputs': {'src': [None, 3, None, None], 'bgr': [None, 3, None, None]},
             'outputs': list(OUTPUT_NAMES),
             'export_seconds': round(time.time() - started, 2),
+            'onnx_compatible_graph': bool(onnx),
         }
         if onnx:
             metadata['onnx'] = export_onnx(tmp)
@@ -237,6 +239,13 @@ def export_onnx(model_dir, opset=16):
                        onnx_path, opset_version=opset, enable_onnx_checker=True)
     if not os.path.isfile(onnx_path):
         raise ExportError('paddle2onnx did not write model.onnx')
+    # paddle2onnx 2.1 annotates some intermediate tensors with wrong static shapes (e.g. a
+    # dimension 1 where the concat makes 3), which onnxruntime rejects; the annotations are
+    # optional, so drop them and let the runtime infer shapes itself.
+    import onnx
+    model = onnx.load(onnx_path)
+    del model.graph.value_info[:]
+    onnx.save(model, onnx_path)
     return {'file': ONNX_FILE, 'opset': opset, 'paddle2onnx': getattr(paddle2onnx, '__version__', '?')}
 
 
