@@ -1,33 +1,38 @@
-"""Resampling written without Paddle's interp ops, for models exported to Paddle Inference.
+"""Resampling (and a concat-free conv) for models exported to Paddle Inference.
 
 Why: Paddle 3.3.1's Inference predictor with oneDNN (the fast CPU engine) cannot run a PIR model
-that contains `F.interpolate`: the oneDNN interp kernels are placed on the graph, and building
+that contains `F.interpolate`: the oneDNN interp kernels are placed on the graph, and running
 them fails with `ConvertPirAttribute2RuntimeAttribute not support
-[pir::ArrayAttribute<pir::DoubleAttribute>]` (their `scale` attribute). Paddle's native CPU
-interp kernel is also slow (single-threaded). So, when the model is traced for export
-(`paddle.in_dynamic_mode()` is False), every bilinear resize here is written with convolutions,
-matmuls, concats and transposes that oneDNN runs well; eagerly, `F.interpolate` is used.
+[pir::ArrayAttribute<pir::DoubleAttribute>]` (their `scale` attribute); Paddle's native CPU
+interp kernel is slow besides. So, when the model is traced for export
+(`paddle.in_dynamic_mode()` is False), every bilinear resize here is written with convs,
+matmuls, concats and transposes, which oneDNN runs; eagerly, `F.interpolate` is used. Both
+match `F.interpolate(x, size, mode='bilinear', align_corners=False)` (half-pixel centres,
+source coordinate clamped at 0, last index clamped) to float rounding (~1e-7).
 
-All of it matches `F.interpolate(x, size, mode='bilinear', align_corners=False)` (half-pixel
-centres, source coordinate clamped at 0, last index clamped) to float rounding (~1e-7).
+Traced formulations:
 
-Two formulations per axis:
-
-* exact integer upsampling by a factor f known when tracing (the common case: the decoder's
-  2x steps, the coarse-to-full 4x/8x step): output f*m + a is a fixed 3-tap combination of
-  input m-1, m, m+1 (edges replicated). One 3-tap conv with f output channels (one per phase)
-  followed by an interleaving transpose; memory traffic close to a plain copy.
-* any sizes: a matmul with an interpolation matrix built from the runtime sizes
-  (A @ x along the axis). Cost grows with n_in * n_out, fine for small tensors.
+* exact integer upsampling by a factor f known when tracing (the decoder's 2x steps, the
+  coarse-to-full 4x/8x step): output f*m + a is a fixed 3-tap blend of inputs m-1, m, m+1
+  (edges replicated): one 3-tap conv with f output channels (one per phase), then an
+  interleaving transpose. Used for columns, and for rows when f > 2;
+* any sizes: a matmul with an interpolation matrix built from the runtime sizes (A @ x along
+  the axis); cost grows with n_in * n_out. Used for rows of 2x steps (as fast as the phase
+  conv there) and whenever the sizes are not an exact multiple;
+* exact integer downsampling (the input to the backbone): a strided depthwise conv averaging
+  the two middle rows and columns of each f x f block.
 
 Which one runs is decided in the graph (`paddle.static.nn.cond`) from the runtime sizes, so an
 exported model is exact for every input size and fast for the usual ones.
 
-Oddities of Paddle 3.3.1 + oneDNN worked around here (found by testing, see tests/test_export):
-a matmul reading a 4-D conv output directly returns garbage (blocked layout), so tensors are
-reshaped to 3-D first; broadcasting multiplies such as (N, C, H, W) * (H, 1) are ~100x slower
-than plain ones, so none are used; `pad` with mode='replicate' is slow, so edges are
-replicated with concat.
+Paddle 3.3.1 + oneDNN behaviours worked around here and in the refiner (found by testing;
+tests/test_export.py guards them): a matmul reading a 4-D conv output directly returns
+garbage (blocked layout), so tensors are reshaped to 3-D first; every reshape is a copy, so
+there are as few as possible; broadcasting multiplies such as (N, C, H, W) * (H, 1) are ~100x
+slower than plain ones, so none are used; `pad` is slow (mode='replicate') or crashes
+(the generic pad op), so edges are replicated and zero-padded with concat; a native op that
+reads a cond output directly fails, so each cond output first goes through a oneDNN op;
+empty tensors make oneDNN throw, so none are created.
 """
 import functools
 
@@ -49,25 +54,14 @@ def _channels(x, shape):
 # Index tables
 # ---------------------------------------------------------------------------------------------
 
-def source_coords_numpy(n_in, n_out):
-    """Bilinear source taps along one axis (align_corners=False), float32 like the CPU kernels.
-
-    Output o samples s = (o + 0.5) * n_in / n_out - 0.5, clamped at 0; returns i0 = floor(s),
-    i1 = min(i0 + 1, n_in - 1) (int64) and w1 = s - i0, the weight of i1 (float32).
-    """
-    scale = np.float32(n_in) / np.float32(n_out)
-    s = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
-    s = np.maximum(s, np.float32(0))
-    i0 = np.minimum(s.astype(np.int64), n_in - 1)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    return i0, i1, (s - i0.astype(np.float32)).astype(np.float32)
-
-
 def source_coords(n_in, n_out, offset=None):
-    """`source_coords_numpy` in the graph: n_in, n_out 0-d int tensors (traced) or ints.
+    """Bilinear source taps along one axis (align_corners=False), as the CPU kernels compute them.
 
-    offset: optional int64 tensor of output indices to evaluate (any shape) instead of
-    arange(n_out); they may lie outside [0, n_out) (the caller masks those).
+    Output o samples s = (o + 0.5) * n_in / n_out - 0.5 (float32), clamped at 0; returns
+    i0 = floor(s), i1 = min(i0 + 1, n_in - 1) (int64) and w1 = s - i0, the weight of i1.
+    n_in, n_out: ints or 0-d int tensors. offset: optional int64 tensor of output indices to
+    evaluate (any shape) instead of arange(n_out); they may lie outside [0, n_out) (the
+    caller masks those).
     """
     n_in = paddle.to_tensor(n_in, 'int64') if isinstance(n_in, int) else n_in.astype('int64')
     n_out = paddle.to_tensor(n_out, 'int64') if isinstance(n_out, int) else n_out.astype('int64')

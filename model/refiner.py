@@ -8,10 +8,12 @@ patches rather than with the image:
 * the coarse output is never upsampled as a whole: each patch's half-resolution window is
   interpolated from a small window of the coarse output with per-patch interpolation matrices
   (two batched matmuls), zero outside the image exactly as the official zero padding;
-* src and bgr windows are gathered from a table of 2x2 pixel blocks (one transpose of the
-  input), which gives the full-resolution window directly and the half-resolution one by
-  averaging each block (bilinear downsampling by exactly 2);
-* patches are written back with one scatter on the flat image (no full-resolution transposes).
+* src and bgr windows are gathered from a table of 2x2 pixel blocks (built by one strided
+  conv, which also averages each block: bilinear downsampling by exactly 2), giving the
+  half- and full-resolution windows at once;
+* the convs over concatenated inputs are sums of convs over the parts (no concatenated
+  copies), and with kernel 3 the nearest upsampling before conv3 is folded into it;
+* patches are written back with one index_put on the image (no full-resolution transposes).
 
 The same code runs eagerly and when traced for export (sizes from `paddle.shape`, no branch on
 the number of patches: see `Refiner.forward`).
