@@ -140,6 +140,28 @@ def test_pth_weights_and_pdparams_agree(pair, reference_weights, converted_weigh
                           load(tmp_path / 'pdparams' / 'pha' / 'odd.png'))
 
 
+def test_exported_model_round_trip(pair, converted_weights, tmp_path):
+    """export -> predict --inference-model gives the dygraph result; --engine inference/auto too."""
+    from utils.export import export_model
+    src, bgr = pair
+    export_dir = str(tmp_path / 'export')
+    export_model(converted_weights, export_dir, refine_mode='sampling', refine_sample_pixels=80_000)
+    assert predict.main(['--src', src, '--bgr', bgr, '--inference-model', export_dir, '--quiet',
+                         '--output-dir', str(tmp_path / 'exported'), '--output-types', 'pha', 'fgr']) == 0
+    assert run(['--src', src, '--bgr', bgr, '--output-dir', str(tmp_path / 'dygraph'),
+                '--output-types', 'pha', 'fgr'], converted_weights) == 0
+    for kind in ('pha', 'fgr'):
+        exported = load(tmp_path / 'exported' / kind / 'odd.png').astype(int)
+        dygraph = load(tmp_path / 'dygraph' / kind / 'odd.png').astype(int)
+        assert np.abs(exported - dygraph).max() <= 1, kind  # 8-bit rounding of values within 1e-5
+    for engine in ('inference', 'auto'):
+        assert predict.main(['--src', src, '--bgr', bgr, '--weights', converted_weights, '--quiet',
+                             '--engine', engine, '--output-dir', str(tmp_path / engine),
+                             '--output-types', 'pha']) == 0
+        assert np.abs(load(tmp_path / engine / 'pha' / 'odd.png').astype(int)
+                      - load(tmp_path / 'dygraph' / 'pha' / 'odd.png').astype(int)).max() <= 1
+
+
 def test_folders_matched_by_name(converted_weights, tmp_path):
     data = str(tmp_path / 'data')
     # names listed in a different order, extensions differ between src and bgr

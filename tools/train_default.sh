@@ -1,8 +1,9 @@
 #!/bin/sh
 # How the default checkpoint (weights/bgmv2_mobilenetv2_synthetic.pdparams) was trained: the
 # project's own train.py on procedural data only (no download), MobileNetV2, CPU, from scratch.
-# Each stage runs for a fixed wall-clock budget: `timeout` sends SIGTERM, on which train.py saves
-# a checkpoint and exits (status 143); stage 2 starts from stage 1's last checkpoint.
+# Each stage runs for a fixed wall-clock budget: `timeout` sends SIGTERM to train.py (only to it:
+# --foreground, so its DataLoader worker is not signalled too), on which train.py saves a
+# checkpoint and exits (status 143); stage 2 starts from stage 1's last checkpoint.
 # Re-running continues both stages (--resume) for another budget each.
 #
 #   STAGE1_SECONDS=3300 STAGE2_SECONDS=2100 sh tools/train_default.sh
@@ -15,15 +16,20 @@ PREFIX=${PREFIX:-default}
 COMMON="--dataset-name synthetic --model-backbone mobilenetv2 --device cpu --seed 0 --resume
         --extra-augmentation --num-workers 1 --no-progress --epoch-end 1000 --lr-scale 2"
 
-ok() { [ "$1" -eq 0 ] || [ "$1" -eq 143 ]; }  # finished, or stopped by the budget with a checkpoint
+# finished, or stopped by the budget (train.py saves on SIGTERM and exits 128 + 15)
+ok() { [ "$1" -eq 0 ] || [ "$1" -eq 143 ]; }
 
-timeout -s TERM "$STAGE1_SECONDS" python train.py $COMMON --stage base --model-name "$PREFIX-stage1-base" \
+# STAGE1_SECONDS=0 skips stage 1 (e.g. to give stage 2 another budget).
+status=0
+if [ "$STAGE1_SECONDS" -gt 0 ]; then
+  timeout --foreground --preserve-status -s TERM "$STAGE1_SECONDS" python train.py $COMMON --stage base --model-name "$PREFIX-stage1-base" \
     --batch-size 6 --sample-size 224 --crop-size 128 192 --synthetic-length 4000 --valid-samples 16 \
     --log-train-loss-interval 20 --log-train-images-interval 500 --log-valid-interval 500 \
-    --checkpoint-interval 250 --keep-checkpoints 2
-status=$?; ok $status || { echo "stage 1 failed ($status)" >&2; exit $status; }
+    --checkpoint-interval 250 --keep-checkpoints 2 || status=$?
+fi
+ok $status || { echo "stage 1 failed ($status)" >&2; exit $status; }
 
-timeout -s TERM "$STAGE2_SECONDS" python train.py $COMMON --stage refine --model-name "$PREFIX-stage2-refine" \
+timeout --foreground --preserve-status -s TERM "$STAGE2_SECONDS" python train.py $COMMON --stage refine --model-name "$PREFIX-stage2-refine" \
     --model-last-checkpoint "checkpoint/$PREFIX-stage1-base" \
     --batch-size 2 --sample-size 768 --crop-size 512 768 --synthetic-length 2000 --valid-samples 8 \
     --model-backbone-scale 0.25 --model-refine-mode sampling --model-refine-sample-pixels 80000 \

@@ -411,25 +411,11 @@ def load_engine(config, warn):
         if given:
             warn(f'{config.inference_model}: model options are baked into an exported model; '
                  f'ignoring --{given[0].replace("_", "-")}' + (' and others' if len(given) > 1 else ''))
-        if not hasattr(engines, 'InferenceEngine'):
-            raise PredictError(f'{config.inference_model}: this checkout has no Paddle Inference '
-                               f'engine yet (utils.engine.InferenceEngine); use --weights')
         if not os.path.isdir(config.inference_model):
             raise PredictError(f'{config.inference_model}: no such folder; pass the folder '
                                f'written by the export (--inference-model DIR)')
         return engines.InferenceEngine(config.inference_model, device=config.device)
-    try:
-        return _create_engine(config, config.engine)
-    except _UnknownEngine:
-        # TODO(engine='auto'): remove this fallback once utils.engine supports 'auto'.
-        if config.engine == 'auto':
-            return _create_engine(config, 'dygraph')
-        raise UsageError(f'--engine {config.engine} is not available in this checkout yet; '
-                         f'use --engine dygraph') from None
-
-
-class _UnknownEngine(Exception):
-    pass
+    return _create_engine(config, config.engine)
 
 
 def _create_engine(config, engine):
@@ -445,8 +431,6 @@ def _create_engine(config, engine):
             message = f'{config.weights}: {message}'
         raise PredictError(message) from None
     except ValueError as e:
-        if 'unknown engine' in str(e):
-            raise _UnknownEngine() from None
         raise PredictError(str(e)) from None
     except RuntimeError as e:  # e.g. --device gpu on a CPU-only Paddle
         raise PredictError(str(e)) from None
