@@ -274,12 +274,15 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_
     assert max_state_diff(as_numpy(a['model']), as_numpy(b['model'])) < 1e-6
 
 
-def test_ctrl_c_with_dataloader_workers_saves_a_checkpoint(tmp_path):
-    args = tiny_args(tmp_path, 'ctrlc', 'base', '--num-workers', '1', steps_per_epoch=10)
-    status, out = run_until([sys.executable, 'train.py', *args], 'step: 1,', signal.SIGINT, group=True)
-    assert status == 128 + signal.SIGINT, out
-    assert 'Traceback' not in out and out.count('SIGINT received') == 1
-    assert load_checkpoint(str(tmp_path / 'checkpoint' / 'ctrlc'))['meta']['step'] >= 1
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_signal_to_the_process_group_with_dataloader_workers_saves_a_checkpoint(tmp_path, sig):
+    """Ctrl+C in a terminal, `timeout` and job schedulers signal the DataLoader workers too."""
+    args = tiny_args(tmp_path, 'group', 'base', '--num-workers', '1', steps_per_epoch=10)
+    status, out = run_until([sys.executable, 'train.py', *args], 'step: 1,', sig, group=True)
+    assert status == 128 + sig, out
+    name = signal.Signals(sig).name
+    assert 'Traceback' not in out and out.count(f'{name} received') == 1
+    assert load_checkpoint(str(tmp_path / 'checkpoint' / 'group'))['meta']['step'] >= 1
 
 
 # ---------------------------------------------------------------------------------------------

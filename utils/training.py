@@ -298,7 +298,15 @@ class _Meter:
 
 
 def _worker_init(worker_id):
-    """DataLoader workers leave Ctrl+C to the training process, which stops after the step and saves."""
+    """DataLoader workers leave SIGINT/SIGTERM to the training process, which stops after the step
+    and saves.
+
+    Ctrl+C, `timeout` and job schedulers signal the whole process group; a worker killed that way
+    makes Paddle raise in the training process before it can save. So workers leave the group
+    (they still end with the training process: Paddle's workers watch their parent, and the
+    DataLoader terminates them on shutdown) and ignore SIGINT from the terminal.
+    """
+    os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
