@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from utils.image_io import ImageReadError, is_image_file, read_image, write_image
+from utils.evaluation import EvaluationError, list_images, match_names
+from utils.image_io import ImageReadError, read_image, write_image
 
 
 def difference_key(src, bgr, low=0.04, high=0.16, denoise_sigma=1.0, feather_sigma=1.5):
@@ -32,19 +33,17 @@ def difference_key(src, bgr, low=0.04, high=0.16, denoise_sigma=1.0, feather_sig
 
 
 def key_folder(src_dir, bgr_dir, out_dir, progress=True, **options):
-    """Key every src_dir/<name> against bgr_dir/<name>; writes out_dir/pha and out_dir/fgr PNGs."""
-    names = sorted(n for n in os.listdir(src_dir) if is_image_file(n))
-    if not names:
-        raise ValueError(f'{src_dir}: no images')
-    for name in tqdm(names, desc='difference key', disable=not progress):
-        src = read_image(os.path.join(src_dir, name))
-        bgr_path = os.path.join(bgr_dir, name)
-        bgr = read_image(bgr_path)
-        pha = difference_key(src, bgr, **options)
-        stem = os.path.splitext(name)[0] + '.png'
-        write_image(os.path.join(out_dir, 'pha', stem), pha)
-        write_image(os.path.join(out_dir, 'fgr', stem), src)
-    return len(names)
+    """Key every src_dir/<name> against bgr_dir/<name> (matched by file-name stem, as eval.py
+    matches files); writes out_dir/pha and out_dir/fgr PNGs."""
+    sources = list_images(src_dir, 'source')
+    plates = list_images(bgr_dir, 'background')
+    match_names('the source folder', sources, 'the background folder', plates)
+    for stem in tqdm(sorted(sources), desc='difference key', disable=not progress):
+        src = read_image(sources[stem])
+        pha = difference_key(src, read_image(plates[stem]), **options)
+        write_image(os.path.join(out_dir, 'pha', stem + '.png'), pha)
+        write_image(os.path.join(out_dir, 'fgr', stem + '.png'), src)
+    return len(sources)
 
 
 def main(argv=None):
@@ -59,7 +58,7 @@ def main(argv=None):
     try:
         count = key_folder(args.src_dir, args.bgr_dir, args.out_dir, low=args.low, high=args.high,
                            feather_sigma=args.feather)
-    except (ValueError, ImageReadError, OSError) as e:
+    except (EvaluationError, ValueError, ImageReadError, OSError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     print(f'keyed {count} images -> {args.out_dir}/pha, {args.out_dir}/fgr')
