@@ -110,6 +110,20 @@ class MattingRefine(MattingBase):
     def forward(self, src, bgr):
         if paddle.in_dynamic_mode():
             check_inputs(src, bgr, multiple=4)
+        pha_sm, fgr_sm, err_sm, hid_sm, src_sm = self.coarse(src, bgr)
+        pha, fgr, ref_sm = self.refiner(src, bgr, pha_sm, fgr_sm, err_sm, hid_sm)
+        pha = paddle.clip(pha, 0.0, 1.0)
+        fgr = paddle.clip(fgr + src, 0.0, 1.0)
+        fgr_sm = paddle.clip(src_sm + fgr_sm, 0.0, 1.0)
+        return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
+
+    def coarse(self, src, bgr):
+        """The base network on the downsampled inputs: what the refiner starts from.
+
+        Inputs: src, bgr (B, 3, H, W). Outputs: pha_sm (B, 1, h, w) in [0, 1], fgr_sm (B, 3, h, w)
+        foreground residual (not clamped), err_sm (B, 1, h, w), hid_sm (B, 32, h, w), and
+        src_sm (B, 3, h, w) the downsampled src.
+        """
         # As torch's interpolate(scale_factor, recompute_scale_factor=True): floor(size * scale).
         if paddle.in_dynamic_mode():
             H, W = src.shape[2], src.shape[3]
@@ -126,9 +140,4 @@ class MattingRefine(MattingBase):
         fgr_sm = x[:, 1:4]
         err_sm = paddle.clip(x[:, 4:5], 0.0, 1.0)
         hid_sm = F.relu(x[:, 5:])
-
-        pha, fgr, ref_sm = self.refiner(src, bgr, pha_sm, fgr_sm, err_sm, hid_sm)
-        pha = paddle.clip(pha, 0.0, 1.0)
-        fgr = paddle.clip(fgr + src, 0.0, 1.0)
-        fgr_sm = paddle.clip(src_sm + fgr_sm, 0.0, 1.0)
-        return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
+        return pha_sm, fgr_sm, err_sm, hid_sm, src_sm

@@ -243,6 +243,22 @@ class Refiner(nn.Layer):
         """
         coarse = self._crop_coarse(paddle.concat([hid, pha, fgr], axis=1), idx, spatial_size(src))
         src_half, src_full = self._crop_input(src, bgr, idx)
+        return self.refine_windows(coarse, src_half, src_full)
+
+    @property
+    def window_sizes(self):
+        """Sides of the windows `refine_windows` reads: (half resolution, full resolution)."""
+        return 2 + 2 * self._pad_half, 4 + 2 * self._pad_full
+
+    def refine_windows(self, coarse, src_half, src_full):
+        """The refiner's convolutions on cropped windows -> (P, 4, 4, 4) (pha, fgr residual).
+
+        Args:
+            coarse: (P, 36, wh, wh) hid, pha, fgr residual upsampled to half resolution;
+            src_half: (P, 6, wh, wh) src, bgr at half resolution;
+            src_full: (P, 6, wf, wf) src, bgr at full resolution;
+            wh, wf = `window_sizes` (8, 8 with kernel 3; 2, 4 with kernel 1).
+        """
         x = self.relu(conv_parts([coarse, src_half], self.conv1, self.bn1))
         x = self.relu(conv_parts([x], self.conv2, self.bn2))
         if self.kernel_size == 3:

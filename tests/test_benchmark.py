@@ -22,19 +22,27 @@ def test_tiny_benchmark_run_prints_json_lines(tmp_path):
     output = tmp_path / 'results.jsonl'
     command = [sys.executable, os.path.join(ROOT, 'benchmark.py'), '--resolution', '160x128',
                '--sample-pixels', '400', '--engine', 'dygraph', 'inference', '--runs', '2',
-               '--warmup', '1', '--threads', '2', '--video', '--video-frames', '2',
+               '--warmup', '1', '--threads', '2', '--video', '--video-frames', '2', '--floor',
                '--cache-dir', str(tmp_path / 'cache'), '--output', str(output)]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
     assert [(r['engine'], r['kind']) for r in lines] == [
-        ('dygraph', 'latency'), ('dygraph', 'video'), ('inference', 'latency'), ('inference', 'video')]
+        ('dygraph', 'latency'), ('dygraph', 'video'), ('inference', 'latency'), ('inference', 'video'),
+        ('inference', 'floor')]  # the floor is measured for the inference engine only
     assert [json.loads(line) for line in output.read_text().splitlines()] == lines
     for result in lines:
         assert 'error' not in result, result
         assert result['resolution'] == '160x128' and result['threads'] == 2
-        assert result['peak_rss_mb'] > 0 and result['fps'] > 0
+        assert result['peak_rss_mb'] > 0
         assert result['machine']['cpus'] >= 1 and result['machine']['paddle']
+        if result['kind'] == 'floor':
+            # the convolutions alone: base network + refiner convs on the 25 cropped windows
+            assert result['refined_patches_per_image'] == 25
+            assert result['base_ms'] > 0 and result['refiner_convs_ms'] > 0
+            assert result['floor_ms'] == round(result['base_ms'] + result['refiner_convs_ms'], 1)
+            continue
+        assert result['fps'] > 0
         if result['kind'] == 'latency':
             assert result['min_ms'] <= result['median_ms'] <= result['max_ms']
             # prevent_oversampling is off: exactly sample_pixels / 16 patches

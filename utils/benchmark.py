@@ -20,6 +20,11 @@ With --video, it also times the whole video path: decode a synthetic clip with O
 engine frame by frame (batch size frames at a time), composite on green and encode, reporting
 frames per second end to end and the time per stage.
 
+With --floor, it also times the convolutions alone (`time_floor`): the base network, and the
+refiner's convs on already cropped windows. Their sum is a floor under the full model's
+latency for these settings; the difference is what patch cropping, resampling and write-back
+cost.
+
 Load matters on a shared machine: each line records the load average before and after and the
 process CPU time per call (cpu_ms_median), so noisy rows can be recognised.
 """
@@ -194,6 +199,102 @@ def time_latency(cfg):
     return result
 
 
+def _floor_layers(model):
+    """(base, refiner convs) as two layers to export: MattingRefine.coarse on (src, bgr), and
+    Refiner.refine_windows on already cropped windows."""
+    import paddle
+
+    class Base(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, src, bgr):
+            return self.model.coarse(src, bgr)[:4]
+
+    class RefinerConvs(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.refiner = model.refiner
+
+        def forward(self, coarse, src_half, src_full):
+            return self.refiner.refine_windows(coarse, src_half, src_full)
+
+    return Base(), RefinerConvs()
+
+
+def _time_predictor(config, inputs, warmup, runs):
+    """Median wall time (ms) of a Paddle Inference predictor on named numpy inputs."""
+    import paddle.inference as paddle_infer
+    predictor = paddle_infer.create_predictor(config)
+    handles = {name: predictor.get_input_handle(name) for name in inputs}
+    outputs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
+
+    def run():
+        for name, array in inputs.items():
+            handles[name].reshape(array.shape)
+            handles[name].copy_from_cpu(array)
+        predictor.run()
+        return [h.copy_to_cpu() for h in outputs]
+
+    for _ in range(warmup):
+        run()
+    wall = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        wall.append(time.perf_counter() - t0)
+    return float(np.median(wall)) * 1000
+
+
+def time_floor(cfg):
+    """What no rewrite of the patch handling can go below: the convolutions alone.
+
+    Exports and times, with the same Paddle Inference settings as the full model, (1) the base
+    network on the downsampled inputs (downsampling included) and (2) the refiner's four convs
+    on k = sample_pixels / 16 windows that are already cropped. Their sum is the time of the
+    model's convolutions; the full model's latency minus it is what cropping, resampling and
+    writing patches back cost.
+    """
+    import paddle
+    from paddle.static import InputSpec
+    from utils.convert_weights import build_model
+    from utils.engine import predictor_config
+    if cfg['engine'] != 'inference':
+        raise ValueError('the floor is measured for the inference engine (--engine inference)')
+    weights = cfg['weights'] or random_weights(cfg['backbone'], cfg['cache_dir'])
+    model = build_model(weights, model_type='refine', backbone=cfg['backbone'],
+                        backbone_scale=cfg['backbone_scale'], refine_mode='sampling',
+                        refine_sample_pixels=cfg['sample_pixels'], refine_prevent_oversampling=False)
+    base, convs = _floor_layers(model)
+    batch, height, width = cfg['batch_size'], cfg['height'], cfg['width']
+    src, bgr = make_inputs(batch, height, width)
+    wh, wf = model.refiner.window_sizes
+    k = batch * min(cfg['sample_pixels'] // 16, (height // 4) * (width // 4))
+    rng = np.random.default_rng(0)
+    windows = {'coarse': rng.random((k, 36, wh, wh), np.float32),
+               'src_half': rng.random((k, 6, wh, wh), np.float32),
+               'src_full': rng.random((k, 6, wf, wf), np.float32)}
+    specs = {
+        'base': (base, [InputSpec([None, 3, None, None], 'float32', 'src'),
+                        InputSpec([None, 3, None, None], 'float32', 'bgr')], {'src': src, 'bgr': bgr}),
+        'refiner_convs': (convs, [InputSpec([None, 36, wh, wh], 'float32', 'coarse'),
+                                  InputSpec([None, 6, wh, wh], 'float32', 'src_half'),
+                                  InputSpec([None, 6, wf, wf], 'float32', 'src_full')], windows),
+    }
+    result = {'kind': 'floor', 'refined_patches_per_image': k // batch}
+    with tempfile.TemporaryDirectory(prefix='bgmv2-floor-') as tmp:
+        for name, (layer, spec, inputs) in specs.items():
+            prefix = os.path.join(tmp, name, 'model')
+            paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec, full_graph=True), prefix)
+            config, _ = predictor_config(prefix + '.json', prefix + '.pdiparams', cfg['device'],
+                                         cfg['precision'], cfg['threads'])
+            result[f'{name}_ms'] = round(_time_predictor(config, inputs, cfg['warmup'], cfg['runs']), 1)
+    result['floor_ms'] = round(result['base_ms'] + result['refiner_convs_ms'], 1)
+    result['peak_rss_mb'] = peak_rss_mb()
+    return result
+
+
 def precision_error(out, reference):
     """How far reduced-precision outputs are from float32 ones (alpha and refined patches)."""
     diff = np.abs(out['pha'] - reference['pha'])
@@ -307,7 +408,8 @@ def run_config(cfg):
     result.update({'refine_mode': 'sampling', 'prevent_oversampling': False,
                    'weights': cfg['weights'] or 'random'})
     try:
-        result.update(time_video(cfg) if cfg['kind'] == 'video' else time_latency(cfg))
+        timer = {'video': time_video, 'floor': time_floor}.get(cfg['kind'], time_latency)
+        result.update(timer(cfg))
     except Exception as e:  # report the failure as a line instead of losing the whole table
         result.update({'kind': cfg['kind'], 'error': f'{type(e).__name__}: {e}'.strip()[:500],
                        'peak_rss_mb': peak_rss_mb()})
@@ -337,7 +439,7 @@ def configurations(args):
     else:
         rows = [(b, r, s, p) for b in args.backbone for r in args.resolution
                 for s in args.backbone_scale for p in args.sample_pixels]
-    kinds = ['latency'] + (['video'] if args.video else [])
+    kinds = ['latency'] + (['video'] if args.video else []) + (['floor'] if args.floor else [])
     configs = []
     for backbone, resolution, scale, pixels in rows:
         width, height = (int(v) for v in resolution.split('x'))
@@ -345,6 +447,8 @@ def configurations(args):
             for engine in args.engine:
                 for precision in args.precision:
                     for kind in kinds:
+                        if kind == 'floor' and engine != 'inference':
+                            continue
                         configs.append({
                             'kind': kind, 'backbone': backbone, 'resolution': resolution,
                             'width': width, 'height': height, 'backbone_scale': scale,
@@ -415,6 +519,9 @@ def build_parser():
     parser.add_argument('--video', action='store_true',
                         help='also time the video path end to end (decode, infer, encode)')
     parser.add_argument('--video-frames', type=int, default=30, help='timed frames (default: 30)')
+    parser.add_argument('--floor', action='store_true',
+                        help='also time the convolutions alone (base network; refiner convs on '
+                             'pre-cropped windows) for inference rows: the floor under the latency')
     parser.add_argument('--compare-precision', action='store_true',
                         help='for bfloat16/float16 rows, also report the alpha error against a '
                              'float32 run of the same engine (meaningful with trained --weights)')

@@ -115,36 +115,10 @@ class InferenceEngine:
         self.options = dict(self.metadata['options'])
         self.device = device
         self.precision = precision
-        config = paddle_infer.Config(os.path.join(model_dir, self.metadata['program']),
-                                     os.path.join(model_dir, self.metadata['params']))
-        if device == 'cpu':
-            config.disable_gpu()
-            self.threads = threads or available_cpus()
-            config.set_cpu_math_library_num_threads(self.threads)
-            if onednn:
-                config.enable_onednn()
-                for name in ONEDNN_DELETED_PASSES:
-                    config.delete_pass(name)
-                if precision == 'bfloat16':
-                    config.enable_onednn_bfloat16()
-            else:
-                config.disable_onednn()
-        else:
-            import paddle
-            if not paddle.device.is_compiled_with_cuda():
-                raise RuntimeError('--device gpu needs the GPU build of PaddlePaddle '
-                                   '(see README: Environment); this one is CPU-only')
-            self.threads = None
-            half = precision == 'float16'
-            config.enable_use_gpu(gpu_memory_mb, gpu_id,
-                                  paddle_infer.PrecisionType.Half if half and not tensorrt
-                                  else paddle_infer.PrecisionType.Float32)
-            if tensorrt:
-                config.enable_tensorrt_engine(
-                    workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
-                    precision_mode=paddle_infer.PrecisionType.Half if half else paddle_infer.PrecisionType.Float32,
-                    use_static=False, use_calib_mode=False)
-        config.disable_glog_info()
+        config, self.threads = predictor_config(
+            os.path.join(model_dir, self.metadata['program']),
+            os.path.join(model_dir, self.metadata['params']),
+            device, precision, threads, onednn, tensorrt, gpu_memory_mb, gpu_id)
         self.onednn = device == 'cpu' and onednn
         self.tensorrt = device == 'gpu' and tensorrt
         self.predictor = paddle_infer.create_predictor(config)
@@ -164,6 +138,46 @@ class InferenceEngine:
             handle.copy_from_cpu(array)
         self.predictor.run()
         return {name: handle.copy_to_cpu() for name, handle in zip(OUTPUT_NAMES, self._outputs)}
+
+
+def predictor_config(program, params, device='cpu', precision='float32', threads=None, onednn=True,
+                     tensorrt=False, gpu_memory_mb=512, gpu_id=0):
+    """The Paddle Inference config every engine here uses -> (config, CPU threads or None).
+
+    CPU: `threads` math threads (default: all available), oneDNN (minus ONEDNN_DELETED_PASSES),
+    bfloat16 through oneDNN if asked; GPU: float32 or float16, optionally TensorRT.
+    """
+    import paddle.inference as paddle_infer
+    config = paddle_infer.Config(program, params)
+    if device == 'cpu':
+        config.disable_gpu()
+        threads = threads or available_cpus()
+        config.set_cpu_math_library_num_threads(threads)
+        if onednn:
+            config.enable_onednn()
+            for name in ONEDNN_DELETED_PASSES:
+                config.delete_pass(name)
+            if precision == 'bfloat16':
+                config.enable_onednn_bfloat16()
+        else:
+            config.disable_onednn()
+    else:
+        import paddle
+        if not paddle.device.is_compiled_with_cuda():
+            raise RuntimeError('--device gpu needs the GPU build of PaddlePaddle '
+                               '(see README: Environment); this one is CPU-only')
+        threads = None
+        half = precision == 'float16'
+        config.enable_use_gpu(gpu_memory_mb, gpu_id,
+                              paddle_infer.PrecisionType.Half if half and not tensorrt
+                              else paddle_infer.PrecisionType.Float32)
+        if tensorrt:
+            config.enable_tensorrt_engine(
+                workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
+                precision_mode=paddle_infer.PrecisionType.Half if half else paddle_infer.PrecisionType.Float32,
+                use_static=False, use_calib_mode=False)
+    config.disable_glog_info()
+    return config, threads
 
 
 def check_inputs(src, bgr):
