@@ -133,6 +133,26 @@ def test_dict_wrapped_and_dataparallel_checkpoints(tmp_path):
     assert load_weights(path)[1]['model_type'] == 'base'
 
 
+def test_cli_reduces_a_training_checkpoint_to_model_weights(tmp_path):
+    """How the default checkpoint was made: a train.py checkpoint -> the model weights only."""
+    from utils.train_checkpoint import save_checkpoint
+    paddle.seed(3)
+    model = MattingRefine('mobilenetv2', refine_kernel_size=1)
+    optimizer = paddle.optimizer.Adam(parameters=model.parameters())
+    path = save_checkpoint(str(tmp_path / 'run'), 'epoch-0-step-5.pdparams', model, optimizer,
+                           {'step': 5, 'epoch': 0})
+    dst = str(tmp_path / 'weights.pdparams')
+    proc = subprocess.run([sys.executable, '-m', 'utils.convert_weights', path, dst], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'MattingRefine, refiner kernel size 1' in proc.stdout
+    weights = paddle.load(dst, return_numpy=True)
+    expected = model.state_dict()
+    assert sorted(weights) == sorted(expected)  # the model only: no optimizer, rng or meta
+    for key, value in expected.items():
+        np.testing.assert_array_equal(weights[key], value.numpy())
+
+
 # ------------------------------------------------------------------------------------------
 # Bad input
 # ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 # Re-running continues both stages (--resume) for another budget each.
 #
 #   STAGE1_SECONDS=3300 STAGE2_SECONDS=2100 sh tools/train_default.sh
-#   python -m utils.export_default ... (see README, "Default checkpoint")
+#   python -m utils.convert_weights checkpoint/default-stage2-refine/<latest> weights.pdparams
 set -u
 cd "$(dirname "$0")/.." || exit 1
 STAGE1_SECONDS=${STAGE1_SECONDS:-3300}

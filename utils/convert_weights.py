@@ -366,22 +366,24 @@ def build_model(weights, model_type=None, backbone=None, strict=True, **refine_o
 def convert_checkpoint(src, dst, deeplabv3_backbone=None):
     """Convert an official checkpoint file to .pdparams; returns the detected config.
 
+    `src` may also be a Paddle file: a training checkpoint of train.py (model, optimizer, step,
+    ...) is reduced to the model weights, the small file predict.py and eval.py need.
     With `deeplabv3_backbone`, `src` is a pretrained DeepLabV3 checkpoint: its entries are
     renamed and the ones that match MattingBase(backbone) are written.
     """
-    torch_state = read_torch_checkpoint(src)
-    if deeplabv3_backbone:
-        from model import MattingBase
-        state = convert_deeplabv3_state_dict(torch_state, deeplabv3_backbone)
-        expected = MattingBase(deeplabv3_backbone).state_dict()
-        state = collections.OrderedDict(
-            (k, v) for k, v in state.items()
-            if k in expected and list(expected[k].shape) == list(v.shape))
-        print(f'DeepLabV3 weights: {len(state)}/{len(expected)} MattingBase entries matched')
-        config = {'backbone': deeplabv3_backbone, 'model_type': 'base', 'refine_kernel_size': None,
-                  'matched': len(state), 'total': len(expected)}
-    else:
-        state, config = convert_state_dict(torch_state)
+    if not deeplabv3_backbone:
+        state, config = load_weights(src)  # official .pth, or Paddle weights / training checkpoint
+        save_pdparams(state, dst)
+        return config
+    from model import MattingBase
+    state = convert_deeplabv3_state_dict(read_torch_checkpoint(src), deeplabv3_backbone)
+    expected = MattingBase(deeplabv3_backbone).state_dict()
+    state = collections.OrderedDict(
+        (k, v) for k, v in state.items()
+        if k in expected and list(expected[k].shape) == list(v.shape))
+    print(f'DeepLabV3 weights: {len(state)}/{len(expected)} MattingBase entries matched')
+    config = {'backbone': deeplabv3_backbone, 'model_type': 'base', 'refine_kernel_size': None,
+              'matched': len(state), 'total': len(expected)}
     save_pdparams(state, dst)
     return config
 
@@ -389,8 +391,10 @@ def convert_checkpoint(src, dst, deeplabv3_backbone=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Convert an official BackgroundMattingV2 PyTorch checkpoint to .pdparams '
-                    '(no torch needed for files saved by torch >= 1.6).')
-    parser.add_argument('src', help='official checkpoint, e.g. pytorch_mobilenetv2.pth')
+                    '(no torch needed for files saved by torch >= 1.6), or reduce a train.py '
+                    'checkpoint to its model weights.')
+    parser.add_argument('src', help='official checkpoint (e.g. pytorch_mobilenetv2.pth) or a '
+                                    'train.py checkpoint (checkpoint/NAME/epoch-*.pdparams)')
     parser.add_argument('dst', help='output .pdparams path')
     parser.add_argument('--deeplabv3', metavar='BACKBONE', choices=['mobilenetv2', 'resnet50', 'resnet101'],
                         help='src is pretrained DeepLabV3 weights for this backbone (training start point)')
