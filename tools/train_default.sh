@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.." || exit 1
 STAGE1_SECONDS=${STAGE1_SECONDS:-3300}
 STAGE2_SECONDS=${STAGE2_SECONDS:-2100}
 PREFIX=${PREFIX:-default}
+# what stage 2 starts from (a folder: its latest checkpoint; or one checkpoint file)
+STAGE2_FROM=${STAGE2_FROM:-checkpoint/$PREFIX-stage1-base}
 COMMON="--dataset-name synthetic --model-backbone mobilenetv2 --device cpu --seed 0 --resume
         --extra-augmentation --num-workers 1 --no-progress --epoch-end 1000 --lr-scale 2"
 
@@ -30,7 +32,7 @@ fi
 ok $status || { echo "stage 1 failed ($status)" >&2; exit $status; }
 
 timeout --foreground --preserve-status -s TERM "$STAGE2_SECONDS" python train.py $COMMON --stage refine --model-name "$PREFIX-stage2-refine" \
-    --model-last-checkpoint "checkpoint/$PREFIX-stage1-base" \
+    --model-last-checkpoint "$STAGE2_FROM" \
     --batch-size 2 --sample-size 768 --crop-size 512 768 --synthetic-length 2000 --valid-samples 8 \
     --model-backbone-scale 0.25 --model-refine-mode sampling --model-refine-sample-pixels 80000 \
     --log-train-loss-interval 10 --log-train-images-interval 200 --log-valid-interval 200 \
