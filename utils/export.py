@@ -43,6 +43,8 @@ EXPORT_FORMAT = 1  # bump when the traced graph changes so that old cached expor
 METADATA_FILE = 'export.json'
 PROGRAM_FILE = 'model.json'
 PARAMS_FILE = 'model.pdiparams'
+# exports of a weights file are cached in `<weights>.inference/` (see default_cache_dir)
+CACHE_SUFFIX = '.inference'
 ONNX_FILE = 'model.onnx'
 OUTPUT_NAMES = ('pha', 'fgr', 'pha_sm', 'fgr_sm', 'err_sm', 'ref_sm')
 # MattingRefine keyword arguments that are baked into an export, with their defaults.
@@ -200,7 +202,7 @@ def cache_key(weights_sha256, options):
 
 def default_cache_dir(weights):
     """`<weights>.inference` beside the weights, or a user cache folder if that is not writable."""
-    beside = os.path.abspath(weights) + '.inference'
+    beside = os.path.abspath(weights) + CACHE_SUFFIX
     parent = os.path.dirname(beside)
     if os.access(parent, os.W_OK) and (not os.path.exists(beside) or os.access(beside, os.W_OK)):
         return beside
