@@ -162,6 +162,19 @@ def build_engine(cfg):
         refine_sample_pixels=cfg['sample_pixels'], refine_prevent_oversampling=False)
 
 
+def _timed_calls(call, warmup, runs):
+    """Call `warmup` times untimed, then `runs` times -> (wall seconds, CPU seconds, last output)."""
+    for _ in range(warmup):
+        out = call()
+    wall, cpu = [], []
+    for _ in range(runs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = call()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu, out
+
+
 def time_latency(cfg):
     """Median/min/max latency of engine(src, bgr) over cfg['runs'] runs after warm-up."""
     load_before = load_average()
@@ -170,14 +183,7 @@ def time_latency(cfg):
     setup_s = time.perf_counter() - started
     width, height = cfg['width'], cfg['height']
     src, bgr = make_inputs(cfg['batch_size'], height, width)
-    for _ in range(cfg['warmup']):
-        out = engine(src, bgr)
-    wall, cpu = [], []
-    for _ in range(cfg['runs']):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = engine(src, bgr)
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+    wall, cpu, out = _timed_calls(lambda: engine(src, bgr), cfg['warmup'], cfg['runs'])
     wall_ms = np.array(wall) * 1000
     median = float(np.median(wall_ms))
     refined = float(out['ref_sm'].reshape(cfg['batch_size'], -1).sum(axis=1).mean())
@@ -237,14 +243,7 @@ def _time_predictor(config, inputs, warmup, runs):
         predictor.run()
         return [h.copy_to_cpu() for h in outputs]
 
-    for _ in range(warmup):
-        run()
-    wall = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        run()
-        wall.append(time.perf_counter() - t0)
-    return float(np.median(wall)) * 1000
+    return float(np.median(_timed_calls(run, warmup, runs)[0])) * 1000
 
 
 def time_floor(cfg):
@@ -256,10 +255,10 @@ def time_floor(cfg):
     model's convolutions; the full model's latency minus it is what cropping, resampling and
     writing patches back cost.
     """
-    import paddle
     from paddle.static import InputSpec
     from utils.convert_weights import build_model
     from utils.engine import predictor_config
+    from utils.export import PARAMS_FILE, PROGRAM_FILE, trace_and_save
     if cfg['engine'] != 'inference':
         raise ValueError('the floor is measured for the inference engine (--engine inference)')
     weights = cfg['weights'] or random_weights(cfg['backbone'], cfg['cache_dir'])
@@ -285,9 +284,9 @@ def time_floor(cfg):
     result = {'kind': 'floor', 'refined_patches_per_image': k // batch}
     with tempfile.TemporaryDirectory(prefix='bgmv2-floor-') as tmp:
         for name, (layer, spec, inputs) in specs.items():
-            prefix = os.path.join(tmp, name, 'model')
-            paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec, full_graph=True), prefix)
-            config, _ = predictor_config(prefix + '.json', prefix + '.pdiparams', cfg['device'],
+            trace_and_save(layer, os.path.join(tmp, name, 'model'), spec)
+            config, _ = predictor_config(os.path.join(tmp, name, PROGRAM_FILE),
+                                         os.path.join(tmp, name, PARAMS_FILE), cfg['device'],
                                          cfg['precision'], cfg['threads'])
             result[f'{name}_ms'] = round(_time_predictor(config, inputs, cfg['warmup'], cfg['runs']), 1)
     result['floor_ms'] = round(result['base_ms'] + result['refiner_convs_ms'], 1)

@@ -90,12 +90,17 @@ def resolve_options(weights, backbone=None, **options):
     return resolved
 
 
-def _trace_and_save(model, prefix):
+def trace_and_save(model, prefix, spec=None):
+    """paddle.jit.save a traced layer as `prefix` + PROGRAM_FILE / PARAMS_FILE suffixes.
+
+    spec: its InputSpecs; default: the matting models' src, bgr (B, 3, H, W) float32.
+    """
     import warnings
     import paddle
     from paddle.static import InputSpec
-    spec = [InputSpec([None, 3, None, None], 'float32', 'src'),
-            InputSpec([None, 3, None, None], 'float32', 'bgr')]
+    if spec is None:
+        spec = [InputSpec([None, 3, None, None], 'float32', 'src'),
+                InputSpec([None, 3, None, None], 'float32', 'bgr')]
     with warnings.catch_warnings():
         # raised inside Paddle (zeros_like while tracing), nothing to act on
         warnings.filterwarnings('ignore', message=".*'place' interface for pir graph mode")
@@ -124,7 +129,7 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
         model = build_model(weights, model_type='refine', backbone=options['backbone'], **model_options)
         model.refiner.onnx_compatible = onnx  # same results; a form paddle2onnx can convert
         started = time.time()
-        _trace_and_save(model, os.path.join(tmp, 'model'))
+        trace_and_save(model, os.path.join(tmp, 'model'))
         for name in (PROGRAM_FILE, PARAMS_FILE):
             if not os.path.isfile(os.path.join(tmp, name)):
                 raise ExportError(f'paddle.jit.save did not write {name} (Paddle {paddle.__version__}; '
