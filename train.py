@@ -52,7 +52,8 @@ def build_parser():
                         '(train_refine.py)')
     p.add_argument('--dataset-name', required=True,
                    help="data set of the data-path table (videomatte240k, photomatte13k, distinction, ...) "
-                        "or 'synthetic' for procedural data")
+                        "'synthetic' for procedural data, or 'real' for scenes made of real photographs "
+                        "(fetch them first: python -m dataset.prepare)")
     add_data_path_arguments(p)
 
     m = p.add_argument_group('model')
@@ -97,7 +98,7 @@ def build_parser():
                    help='add plate exposure changes and JPEG artifacts to the official augmentation')
     t.add_argument('--valid-samples', type=int, default=50, help='size of the fixed validation subset (default 50)')
     t.add_argument('--synthetic-length', type=int, default=256,
-                   help='training samples of --dataset-name synthetic (default 256)')
+                   help='training samples per epoch of --dataset-name synthetic or real (default 256)')
     t.add_argument('--seed', type=int, default=0, help='seeds initialisation, sample order and augmentation (default 0)')
     t.add_argument('--device', choices=['cpu', 'gpu'], default=None, help='default: gpu if available')
     t.add_argument('--amp', action=argparse.BooleanOptionalAction, default=None,

@@ -12,9 +12,15 @@ DataLoader is used with ``batch_size=None`` (one item = one ready batch).
 import numpy as np
 import paddle
 
-__all__ = ['SYNTHETIC', 'VALID_SEED', 'as_triple', 'BatchAugment', 'MattingBatches', 'build_datasets']
+__all__ = ['SYNTHETIC', 'REAL', 'GENERATED', 'VALID_SEED', 'as_triple', 'BatchAugment', 'MattingBatches', 'build_datasets']
 
 SYNTHETIC = 'synthetic'
+# Scenes made of real photographs (dataset/real.py) fetched by `python -m dataset.prepare`
+# into <data root>/REAL_PHOTOS.
+REAL = 'real'
+REAL_PHOTOS = 'real_photos'
+# Data sets generated on the fly (no data-path table entry)
+GENERATED = (SYNTHETIC, REAL)
 # Validation data is drawn with this seed, whatever --seed is, so that validation numbers of
 # different runs are computed on the very same images and are comparable.
 VALID_SEED = 0
@@ -141,17 +147,19 @@ class MattingBatches(paddle.io.Dataset):
         return tuple(np.ascontiguousarray(x, dtype=np.float32) for x in (src, bgr, pha, fgr))
 
 
-def build_datasets(name, sample_size, valid_samples, seed=0, table=None, synthetic_length=256):
+def build_datasets(name, sample_size, valid_samples, seed=0, table=None, synthetic_length=256, data_root=None):
     """The training dataset and the fixed validation subset of data set `name`.
 
     Args:
         name: a data set of the data-path table (e.g. 'videomatte240k', 'photomatte13k',
-            'distinction') or 'synthetic' (procedural data, no download).
+            'distinction'), 'synthetic' (procedural data, no download) or 'real' (scenes made
+            of the photographs that `python -m dataset.prepare` fetches).
         sample_size: (H, W) of the samples (before the per-step random crop).
         valid_samples: size of the validation subset (the official scripts use 50).
         seed: seed of the training data's per-sample augmentation.
         table: data-path table from `dataset.data_path.load_data_path` (default: built-in paths).
-        synthetic_length: number of synthetic training samples.
+        synthetic_length: number of training samples per epoch of 'synthetic' or 'real'.
+        data_root: folder holding REAL_PHOTOS (default: dataset.data_path.DATA_ROOT).
     Returns:
         (train, valid) datasets of (pha (1,H,W), fgr (3,H,W), bgr (3,H,W)).
     Raises:
@@ -162,6 +170,15 @@ def build_datasets(name, sample_size, valid_samples, seed=0, table=None, synthet
         train = SyntheticMattingDataset(synthetic_length, sample_size, seed=seed)
         # A seed the training data never uses: validation scenes are unseen ones.
         valid = SyntheticMattingDataset(valid_samples, sample_size, seed=VALID_SEED + 1_000_003)
+        return train, valid
+    if name == REAL:
+        import os
+        from dataset.data_path import DATA_ROOT
+        from dataset.real import RealPhotoMattingDataset
+        root = os.path.join(data_root or DATA_ROOT, REAL_PHOTOS)
+        train = RealPhotoMattingDataset(synthetic_length, sample_size, root, 'train', seed=seed)
+        # Validation scenes: other photographs and a seed the training data never uses.
+        valid = RealPhotoMattingDataset(valid_samples, sample_size, root, 'valid', seed=VALID_SEED + 1_000_003)
         return train, valid
     from dataset.datasets import matting_dataset
     train = matting_dataset(name, 'train', sample_size, table=table, seed=seed)

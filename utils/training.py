@@ -39,7 +39,7 @@ from utils.convert_weights import (CheckpointError, convert_deeplabv3_state_dict
 from utils.train_checkpoint import (checkpoint_name, latest_checkpoint, load_checkpoint, prune_checkpoints,
                                     resolve_checkpoint_path, restore_optimizer_state, save_checkpoint,
                                     set_rng_state)
-from utils.train_data import SYNTHETIC, BatchAugment, MattingBatches, build_datasets
+from utils.train_data import GENERATED, BatchAugment, MattingBatches, build_datasets
 from utils.train_losses import loss_terms_base, loss_terms_refine
 
 __all__ = ['STAGES', 'TrainingError', 'TrainResult', 'fill_stage_defaults', 'build_model', 'build_optimizer',
@@ -446,12 +446,13 @@ class Trainer:
     def _build_data(self):
         args = self.args
         table = None
-        if args.dataset_name != SYNTHETIC:  # a missing folder is reported before the model is built
+        if args.dataset_name not in GENERATED:  # a missing folder is reported before the model is built
             from dataset.data_path import load_data_path
             table = load_data_path(config=args.data_config, data_root=args.data_root, overrides=args.data_path)
         self.train_set, self.valid_set = build_datasets(args.dataset_name, args.sample_size, args.valid_samples,
                                                         seed=args.seed, table=table,
-                                                        synthetic_length=args.synthetic_length)
+                                                        synthetic_length=args.synthetic_length,
+                                                        data_root=args.data_root)
         per_rank = args.batch_size // self.world_size
         self.train_batches = MattingBatches(self.train_set, per_rank, seed=args.seed, shuffle=True,
                                             augment=BatchAugment(args.crop_size, extra=args.extra_augmentation),
