@@ -19,7 +19,10 @@ The protocol is described in utils/evaluation.py, the metrics in utils/metrics.p
 trimaps in utils/trimap.py.
 """
 import argparse
+import os
 import sys
+
+from dataset.prepare import DEFAULT_ROOT, VALIDATION_ROOT
 
 from utils.evaluation import (CompositeConfig, EvaluationError, ImageReadError, ModelConfig,
                               evaluate_model, evaluate_predictions, folder_samples,
@@ -32,15 +35,18 @@ def build_parser():
         description='Evaluate BackgroundMattingV2 with the paper protocol (SAD, MSE, Grad, Conn, FG-MSE).',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = parser.add_argument_group('data')
-    data.add_argument('--dataset', choices=['photomatte85', 'folder'], default=None,
+    data.add_argument('--dataset', choices=['photomatte85', 'folder', 'real'], default=None,
                       help='photomatte85: a folder of RGBA PNGs (--data-dir); folder: pha/fgr layout '
-                           '(--gt-dir). Default: folder if --gt-dir is given, else photomatte85')
+                           '(--gt-dir); real: the real-photo validation set of `python -m dataset.prepare` '
+                           f'(--gt-dir {VALIDATION_ROOT} on the validation photos {DEFAULT_ROOT}/valid). '
+                           'Default: folder if --gt-dir is given, else photomatte85')
     data.add_argument('--data-dir', default='data/PhotoMatte85',
                       help='PhotoMatte85 folder of RGBA PNG foregrounds (alpha channel = matte)')
     data.add_argument('--gt-dir', default=None,
                       help='ground truth in pha/fgr layout: GT_DIR/pha/<name>, GT_DIR/fgr/<name>')
-    data.add_argument('--bgr-dir', default='data/Backgrounds',
-                      help='folder of background images to composite onto')
+    data.add_argument('--bgr-dir', default=None,
+                      help='folder of background images to composite onto (default data/Backgrounds; '
+                           f'with --dataset real {DEFAULT_ROOT}/valid)')
     data.add_argument('--pred-dir', default=None,
                       help='score existing predictions PRED_DIR/pha/<name> (and PRED_DIR/fgr/<name>) '
                            'instead of running a network')
@@ -85,11 +91,20 @@ def main(argv=None):
     """Parse `argv`, run the evaluation and return the process exit code (2 on bad input)."""
     args = build_parser().parse_args(argv)
     dataset = args.dataset or ('folder' if args.gt_dir else 'photomatte85')
+    if dataset == 'real':
+        # a folder data set with known places; reports and caches are told apart by the name
+        args.gt_dir = args.gt_dir or VALIDATION_ROOT
+        args.bgr_dir = args.bgr_dir or os.path.join(DEFAULT_ROOT, 'valid')
+        if not os.path.isdir(os.path.join(args.gt_dir, 'pha')):
+            print(f'error: no real-photo validation set in {args.gt_dir}: run `python -m dataset.prepare` '
+                  'first', file=sys.stderr)
+            return 2
+    args.bgr_dir = args.bgr_dir or 'data/Backgrounds'
     progress = not args.no_progress
     try:
         if args.limit is not None and args.limit < 1:
             raise EvaluationError(f'--limit must be at least 1, got {args.limit}')
-        if dataset == 'folder':
+        if dataset in ('folder', 'real'):
             if not args.gt_dir:
                 raise EvaluationError('--dataset folder needs --gt-dir (a folder with pha/ and fgr/)')
             # Compositing needs the true foregrounds; scoring predictions does not.

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Fine-tune the default checkpoint on scenes made of real photographs (dataset/real.py), the
+# whole MattingRefine at once (base network and refiner together: fine-tuning the base alone
+# leaves the refiner reading features it was not trained on).
+#
+#   python -m dataset.prepare                    # once: the photographs (about 215 MB download)
+#   SECONDS_BUDGET=3600 sh tools/train_real.sh   # train for an hour; re-run to continue (--resume)
+#   python -m utils.convert_weights checkpoint/real-refine/<latest> weights.pdparams
+#
+# `timeout` sends SIGTERM to train.py only (--foreground), which saves a checkpoint and exits
+# with status 143; a run can also be stopped with `kill -TERM <pid of train.py>`.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+SECONDS_BUDGET=${SECONDS_BUDGET:-3600}
+NAME=${NAME:-real-refine}
+FROM=${FROM:-weights/bgmv2_mobilenetv2_synthetic.pdparams}
+LR_SCALE=${LR_SCALE:-4}
+
+timeout --foreground --preserve-status -s TERM "$SECONDS_BUDGET" python train.py --stage refine \
+    --dataset-name real --model-backbone mobilenetv2 --device cpu --seed 0 --resume \
+    --model-name "$NAME" --model-last-checkpoint "$FROM" --lr-scale "$LR_SCALE" \
+    --extra-augmentation --num-workers 1 --no-progress --epoch-end 1000 \
+    --batch-size 4 --sample-size 384 --crop-size 256 384 --synthetic-length 2000 --valid-samples 16 \
+    --model-backbone-scale 0.5 --model-refine-mode sampling --model-refine-sample-pixels 20000 \
+    --log-train-loss-interval 10 --log-train-images-interval 200 --log-valid-interval 100 \
+    --checkpoint-interval 50 --keep-checkpoints 3
+status=$?
+[ "$status" -eq 0 ] || [ "$status" -eq 143 ] || { echo "training failed ($status)" >&2; exit $status; }
+echo "latest: checkpoint/$NAME/$(cat checkpoint/$NAME/latest)"
