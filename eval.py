@@ -15,8 +15,8 @@ Other datasets in pha/fgr layout (AIM, Distinctions) are composited the same way
 implementation can run on exactly the same inputs and be scored with --pred-dir.
 
 Results: a table on stdout, <log-dir>/<run-name>.csv (per image) and .json (summary).
-The protocol is described in utils/evaluation.py, the metrics in utils/metrics.py and the
-trimaps in utils/trimap.py.
+The protocol is described in utils/evaluation/composites.py and protocol.py, the metrics in
+utils/evaluation/metrics.py and the trimaps in utils/evaluation/trimap.py.
 """
 import argparse
 import sys

@@ -123,7 +123,7 @@ def main(argv=None):
     import paddle
     from dataset.data_path import DataPathError
     from utils.convert_weights import CheckpointError
-    from utils.training import TrainingError, train
+    from utils.training.loop import TrainingError, train
 
     if args.device is None:
         args.device = 'gpu' if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else 'cpu'

@@ -143,7 +143,7 @@ class Refiner(nn.Layer):
         # for traced graphs: it selects fast exact resampling paths and bounds the coarse window
         # size; the results do not depend on it. Not a parameter (state dict unchanged).
         self.backbone_scale = None
-        # Trace a graph that paddle2onnx can convert (utils.export sets it for ONNX exports).
+        # Trace a graph that paddle2onnx can convert (utils.deploy.export sets it for ONNX exports).
         self.onnx_compatible = False
 
         channels = [32, 24, 16, 12, 4]

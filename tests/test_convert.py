@@ -135,7 +135,7 @@ def test_dict_wrapped_and_dataparallel_checkpoints(tmp_path):
 
 def test_cli_reduces_a_training_checkpoint_to_model_weights(tmp_path):
     """How the default checkpoint was made: a train.py checkpoint -> the model weights only."""
-    from utils.train_checkpoint import save_checkpoint
+    from utils.training.checkpoint import save_checkpoint
     paddle.seed(3)
     model = MattingRefine('mobilenetv2', refine_kernel_size=1)
     optimizer = paddle.optimizer.Adam(parameters=model.parameters())

@@ -1,4 +1,4 @@
-"""Tests of the evaluation protocol (utils/evaluation.py) and eval.py on a tiny dataset in
+"""Tests of the evaluation protocol (utils/evaluation/) and eval.py on a tiny dataset in
 the PhotoMatte85 layout (RGBA PNG foregrounds + a background folder) made by the tests."""
 import csv
 import json
@@ -12,8 +12,8 @@ import pytest
 import eval as eval_script
 from utils import evaluation as E
 from utils.image_io import read_image, to_uint8, write_image
-from utils.metrics import METRIC_NAMES
-from utils.trimap import make_trimap
+from utils.evaluation.metrics import METRIC_NAMES
+from utils.evaluation.trimap import make_trimap
 
 HEIGHT, WIDTH = 66, 98  # not multiples of 4, so the crop is exercised
 

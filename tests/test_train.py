@@ -1,4 +1,4 @@
-"""Tests of the training code (train.py, utils/training.py and its helpers), on tiny synthetic data.
+"""Tests of the training code (train.py, utils/training/loop.py and its helpers), on tiny synthetic data.
 
 Sizes are kept tiny (64x64 images, MobileNetV2, batch 2, a few steps) so that the whole file
 runs in a few minutes on two busy CPU cores.
@@ -20,10 +20,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
-from utils.train_checkpoint import load_checkpoint  # noqa: E402
-from utils.train_data import MattingBatches  # noqa: E402
-from utils.train_losses import compute_loss_base, loss_terms_base, loss_terms_refine, sobel  # noqa: E402
-from utils.training import STAGES, build_model, build_optimizer, forward_losses  # noqa: E402
+from utils.training.checkpoint import load_checkpoint  # noqa: E402
+from dataset.batches import MattingBatches  # noqa: E402
+from utils.training.losses import compute_loss_base, loss_terms_base, loss_terms_refine, sobel  # noqa: E402
+from utils.training.loop import STAGES, build_model, build_optimizer, forward_losses  # noqa: E402
 
 
 def tiny_args(tmp_path, name, stage='base', *extra, steps_per_epoch=4, epochs=1):
@@ -119,7 +119,7 @@ def test_optimizer_uses_the_papers_learning_rate_per_part(stage):
 def test_batches_are_a_function_of_seed_epoch_and_index():
     from dataset.synthetic import SyntheticMattingDataset
     data = SyntheticMattingDataset(8, (32, 32), seed=0)
-    from utils.train_data import BatchAugment
+    from dataset.batches import BatchAugment
     a = MattingBatches(data, 2, seed=5, augment=BatchAugment((16, 32)))
     b = MattingBatches(data, 2, seed=5, augment=BatchAugment((16, 32)))
     a.set_epoch(1)
@@ -200,7 +200,7 @@ def test_run_writes_full_checkpoints_and_a_latest_pointer(logged_run):
 
 def test_validation_subset_is_fixed():
     """Runs with different seeds validate on the very same images, so their numbers are comparable."""
-    from utils.train_data import build_datasets
+    from dataset.batches import build_datasets
     _, valid_a = build_datasets('synthetic', (64, 64), 2, seed=0)
     _, valid_b = build_datasets('synthetic', (64, 64), 2, seed=7)
     for x, y in zip(as_list(valid_a), as_list(valid_b)):
@@ -397,7 +397,7 @@ def test_two_cpu_processes_with_paddle_distributed_launch(tmp_path):
 
 
 def test_prune_keeps_the_newest_the_latest_and_epoch_ends(tmp_path):
-    from utils.train_checkpoint import LATEST, prune_checkpoints
+    from utils.training.checkpoint import LATEST, prune_checkpoints
     names = ['epoch-0-step-100.pdparams', 'epoch-0-step-200.pdparams', 'epoch-0.pdparams',
              'epoch-1-step-300.pdparams', 'epoch-1-step-400.pdparams', 'epoch-1-step-500.pdparams']
     for name in names:

@@ -22,5 +22,5 @@ python eval.py --gt-dir "$HOLDOUT" --bgr-dir "$HOLDOUT/bgr" --weights "$WEIGHTS"
 # The baseline keys the very same composites: eval.py --prepare-only prints their folder.
 BENCH=$(python eval.py --gt-dir "$HOLDOUT" --bgr-dir "$HOLDOUT/bgr" --prepare-only --no-progress | tail -n 1)
 rm -rf log/baseline-pred
-python -m utils.baseline "$BENCH/src" "$BENCH/bgr" log/baseline-pred
+python -m utils.evaluation.baseline "$BENCH/src" "$BENCH/bgr" log/baseline-pred
 python eval.py --pred-dir log/baseline-pred --gt-dir "$BENCH" --run-name baseline-synthetic-holdout --no-progress

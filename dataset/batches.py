@@ -182,7 +182,7 @@ def check_datasets(names, table=None):
 
 
 def main(argv=None):
-    """`python -m utils.train_data [--data-root DIR] NAME...`: check the data folders before training."""
+    """`python -m dataset.batches [--data-root DIR] NAME...`: check the data folders before training."""
     import argparse
     import sys
     from dataset.data_path import DataPathError, add_data_path_arguments, data_path_from_args

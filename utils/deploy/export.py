@@ -1,9 +1,9 @@
 """Export MattingRefine to a Paddle Inference model (and, optionally, to ONNX).
 
 Command line:
-    python -m utils.export WEIGHTS OUT_DIR [--backbone-scale 0.25] [--refine-mode sampling] ...
-    python -m utils.export WEIGHTS OUT_DIR --onnx      # also OUT_DIR/model.onnx (paddle2onnx)
-    python -m utils.export WEIGHTS OUT_DIR --check     # compare with the dygraph model
+    python -m utils.deploy.export WEIGHTS OUT_DIR [--backbone-scale 0.25] [--refine-mode sampling] ...
+    python -m utils.deploy.export WEIGHTS OUT_DIR --onnx      # also OUT_DIR/model.onnx (paddle2onnx)
+    python -m utils.deploy.export WEIGHTS OUT_DIR --check     # compare with the dygraph model
 
 OUT_DIR then holds
     model.json, model.pdiparams   the program (Paddle 3 PIR format) and its parameters;
@@ -15,20 +15,20 @@ OUT_DIR then holds
                                   version, the file names and the output names
     model.onnx                    with --onnx
 
-The refine options are fixed at export time (they shape the graph); `utils.engine.
+The refine options are fixed at export time (they shape the graph); `utils.deploy.engine.
 InferenceEngine` reads them back from export.json. Exports are written to a temporary folder
 next to OUT_DIR and renamed into place, so a crash or a concurrent export never leaves a
 half-written model behind.
 
 `cached_export(weights, **options)` exports once per (weights content, options, Paddle
 version, model source code) into a folder next to the weights (`<weights>.inference/<key>/`) and reuses it; this
-is what `utils.engine.create_engine(engine='inference' | 'auto')` calls.
+is what `utils.deploy.engine.create_engine(engine='inference' | 'auto')` calls.
 
 Why the exported graph looks the way it does (oneDNN can run it; see model/ops.py): Paddle
 3.3.1's Inference predictor with oneDNN fails on interp ops (F.interpolate) in PIR models, so
 the traced model resizes with convolutions, matmuls and concats instead; and its
 `operator_reshape_onednn_fuse_pass` builds invalid programs from transpose + reshape chains
-with dynamic shapes, so `utils.engine` switches that one pass off (ONEDNN_DELETED_PASSES).
+with dynamic shapes, so `utils.deploy.engine` switches that one pass off (ONEDNN_DELETED_PASSES).
 """
 import argparse
 import hashlib
@@ -175,7 +175,7 @@ def load_metadata(model_dir):
     path = os.path.join(model_dir, METADATA_FILE)
     if not os.path.isfile(path):
         raise ExportError(f'{model_dir}: no {METADATA_FILE}; not a folder written by '
-                          f'`python -m utils.export` (re-export the weights)')
+                          f'`python -m utils.deploy.export` (re-export the weights)')
     with open(path) as f:
         metadata = json.load(f)
     for key in ('program', 'params'):
@@ -259,7 +259,7 @@ def export_onnx(model_dir, opset=16):
 def check_export(model_dir, weights, size=(256, 384), seed=0, device='cpu'):
     """Max abs difference per output between the export (Paddle Inference) and the dygraph model."""
     import numpy as np
-    from utils.engine import DygraphEngine, InferenceEngine
+    from utils.deploy.engine import DygraphEngine, InferenceEngine
     from utils.convert_weights import build_model
     metadata = load_metadata(model_dir)
     options = dict(metadata['options'])

@@ -5,7 +5,7 @@ difference, lightly blurred so that sensor noise does not key), mapped linearly 
 `low` (alpha 0) to `high` (alpha 1), then feathered with a Gaussian. The foreground is the
 source itself. This is what "difference matting" tools do without any learning.
 
-    python -m utils.baseline SRC_DIR BGR_DIR OUT_DIR   # writes OUT_DIR/pha, OUT_DIR/fgr
+    python -m utils.evaluation.baseline SRC_DIR BGR_DIR OUT_DIR   # writes OUT_DIR/pha, OUT_DIR/fgr
 """
 import argparse
 import os
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from utils.evaluation import EvaluationError, list_images, match_names
+from utils.evaluation.samples import EvaluationError, list_images, match_names
 from utils.image_io import ImageReadError, read_image, write_image
 
 

@@ -99,7 +99,7 @@ def peak_rss_mb():
 
 
 def machine():
-    from utils.engine import available_cpus
+    from utils.deploy.engine import available_cpus
     import paddle
     return {'cpu': cpu_model(), 'cpus': available_cpus(), 'cpu_flags': cpu_flags(),
             'paddle': paddle.__version__, 'python': platform.python_version()}
@@ -153,7 +153,7 @@ def make_inputs(batch, height, width, seed=0):
 
 
 def build_engine(cfg):
-    from utils.engine import create_engine
+    from utils.deploy.engine import create_engine
     weights = cfg['weights'] or random_weights(cfg['backbone'], cfg['cache_dir'])
     return create_engine(
         weights, engine=cfg['engine'], device=cfg['device'], precision=cfg['precision'],
@@ -257,8 +257,8 @@ def time_floor(cfg):
     """
     from paddle.static import InputSpec
     from utils.convert_weights import build_model
-    from utils.engine import predictor_config
-    from utils.export import PARAMS_FILE, PROGRAM_FILE, trace_and_save
+    from utils.deploy.engine import predictor_config
+    from utils.deploy.export import PARAMS_FILE, PROGRAM_FILE, trace_and_save
     if cfg['engine'] != 'inference':
         raise ValueError('the floor is measured for the inference engine (--engine inference)')
     weights = cfg['weights'] or random_weights(cfg['backbone'], cfg['cache_dir'])
@@ -466,9 +466,9 @@ def run_child(cfg, timeout):
     if cfg['threads']:
         # dygraph CPU kernels use OpenMP/MKL threads; Paddle Inference gets cfg['threads']
         env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(cfg['threads'])
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
-    command = [sys.executable, '-W', 'ignore', '-m', 'utils.benchmark', '--child', json.dumps(cfg)]
+    command = [sys.executable, '-W', 'ignore', '-m', 'utils.deploy.benchmark', '--child', json.dumps(cfg)]
     try:
         proc = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True,
                               timeout=timeout)

@@ -7,7 +7,7 @@ benchmark do not care which one runs:
     out = engine(src, bgr)   # src, bgr: (B, 3, H, W) float32 in [0, 1], H and W divisible by 4
     out['pha'], out['fgr'], out['pha_sm'], out['fgr_sm'], out['err_sm'], out['ref_sm']
 
-    engine = InferenceEngine('export_dir')   # a model written by `python -m utils.export`
+    engine = InferenceEngine('export_dir')   # a model written by `python -m utils.deploy.export`
     engine.options                            # the model options baked into it
 
 Engines: DygraphEngine (the Paddle model run eagerly) and InferenceEngine (an exported model
@@ -79,10 +79,10 @@ class DygraphEngine:
 
 
 class InferenceEngine:
-    """Runs an exported model (`python -m utils.export`) with Paddle Inference.
+    """Runs an exported model (`python -m utils.deploy.export`) with Paddle Inference.
 
     Args:
-        model_dir: folder written by utils.export (model.json, model.pdiparams, export.json).
+        model_dir: folder written by utils.deploy.export (model.json, model.pdiparams, export.json).
         device: 'cpu' (oneDNN unless onednn=False) or 'gpu' (TensorRT if tensorrt=True).
         precision: 'float32'; 'bfloat16' on the CPU (oneDNN bf16 kernels; needs a CPU with
             avx512_bf16 / AMX); 'float16' on the GPU.
@@ -98,7 +98,7 @@ class InferenceEngine:
     def __init__(self, model_dir, device='cpu', precision='float32', threads=None, onednn=True,
                  tensorrt=False, gpu_memory_mb=512, gpu_id=0):
         import paddle.inference as paddle_infer
-        from utils.export import load_metadata
+        from utils.deploy.export import load_metadata
         if device not in DEVICES:
             raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
         if precision not in PRECISIONS:
@@ -223,7 +223,7 @@ def create_engine(weights, engine='dygraph', device='cpu', precision='float32', 
     engine:
         'dygraph'    the model run eagerly (always available);
         'inference'  Paddle Inference on an export of the weights with these options, made
-                     once and cached next to the weights (utils.export.cached_export);
+                     once and cached next to the weights (utils.deploy.export.cached_export);
                      oneDNN on the CPU;
         'auto'       'inference' on the CPU, falling back to 'dygraph' with a warning if the
                      export or the predictor fails; 'dygraph' on the GPU (Paddle Inference on
@@ -260,6 +260,6 @@ def create_engine(weights, engine='dygraph', device='cpu', precision='float32', 
 
 
 def _inference_engine(weights, device, precision, threads, cache_dir, model_options):
-    from utils.export import cached_export
+    from utils.deploy.export import cached_export
     model_dir = cached_export(weights, cache_dir=cache_dir, **model_options)
     return InferenceEngine(model_dir, device=device, precision=precision, threads=threads)

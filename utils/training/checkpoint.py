@@ -37,7 +37,7 @@ import numpy as np
 import paddle
 
 from utils.convert_weights import CheckpointError
-from utils.export import CACHE_SUFFIX
+from utils.deploy.export import CACHE_SUFFIX
 from utils.image_io import atomic_write_bytes
 
 __all__ = ['LATEST', 'checkpoint_name', 'get_rng_state', 'set_rng_state', 'portable_optimizer_state',
