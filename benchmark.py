@@ -1,6 +1,6 @@
 """Benchmark BackgroundMattingV2 inference: latency, throughput and peak memory per configuration.
 
-    python benchmark.py --preset issue4 --engine dygraph inference    # the README table
+    python benchmark.py --preset official --engine dygraph inference    # the README table
     python benchmark.py --resolution 1920x1080 --engine inference --video
     python benchmark.py --device gpu --precision float32 float16
 

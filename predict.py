@@ -27,6 +27,8 @@ import warnings
 # own messages.
 warnings.filterwarnings('ignore', message='No ccache found')
 
+from model.options import BACKBONES, REFINE_KERNEL_SIZES, REFINE_MODES  # noqa: E402
+from utils.deploy.engine import DEVICES  # noqa: E402
 from utils.predict import (ENGINES, MODEL_DEFAULTS, VIDEO_OUTPUT_TYPES, PredictConfig,  # noqa: E402
                            UsageError, run_prediction)
 from utils.predict.compose import DEFAULT_TARGET_BGR, OUTPUT_KINDS  # noqa: E402
@@ -99,14 +101,14 @@ def build_parser():
     model.add_argument('--engine', choices=ENGINES, default='auto',
                        help='auto: Paddle Inference where it helps (CPU), else dygraph (default: auto)')
     model.add_argument('--backbone', '--model-backbone', dest='backbone',
-                       choices=['mobilenetv2', 'resnet50', 'resnet101'],
+                       choices=BACKBONES,
                        help="default: the weights' backbone (if given, must match them)")
     model.add_argument('--backbone-scale', '--model-backbone-scale', dest='backbone_scale', type=float,
                        metavar='SCALE',
                        help=f"downsampling of the base network's input, <= 0.5 "
                             f"(default: {MODEL_DEFAULTS['backbone_scale']})")
     model.add_argument('--refine-mode', '--model-refine-mode', dest='refine_mode',
-                       choices=['full', 'sampling', 'thresholding'],
+                       choices=REFINE_MODES,
                        help=f"refine all patches, a fixed number, or those above the threshold "
                             f"(default: {MODEL_DEFAULTS['refine_mode']})")
     model.add_argument('--refine-sample-pixels', '--model-refine-sample-pixels',
@@ -118,8 +120,8 @@ def build_parser():
                        help=f"error threshold in thresholding mode "
                             f"(default: {MODEL_DEFAULTS['refine_threshold']})")
     model.add_argument('--refine-kernel-size', '--model-refine-kernel-size', dest='refine_kernel_size',
-                       type=int, choices=[1, 3], help="default: the weights' own")
-    model.add_argument('--device', type=_device, choices=['cpu', 'gpu'], default='cpu',
+                       type=int, choices=REFINE_KERNEL_SIZES, help="default: the weights' own")
+    model.add_argument('--device', type=_device, choices=DEVICES, default='cpu',
                        help='default: cpu')
     model.add_argument('--precision', choices=['float32', 'float16'], default='float32',
                        help='float16 needs --device gpu (default: float32)')
@@ -171,7 +173,7 @@ def main(argv=None):
         args.weights = DEFAULT_WEIGHTS
 
     # The expected failures: each carries a one-line message naming the file and the fix.
-    from utils.convert_weights import CheckpointError
+    from model.weights import CheckpointError
     from utils.image_io import ImageReadError
     from utils.predict import PredictError
     from utils.video_io import VideoReadError, VideoWriteError

@@ -13,8 +13,9 @@ import pytest
 from conftest import ROOT
 from model import MattingBase, MattingRefine
 from torch_format import paddle_to_official_state_dict, save_torch_zip
-from utils.convert_weights import (CheckpointError, build_model, convert_checkpoint,
-                                   load_matched_state_dict, load_weights, read_torch_checkpoint)
+from model.weights import (CheckpointError, build_model, load_matched_state_dict, load_weights,
+                           read_torch_checkpoint)
+from utils.convert_weights import convert_checkpoint
 
 
 def _official_checkpoint(path, model):

@@ -72,7 +72,7 @@ def test_auto_falls_back_to_dygraph_with_a_warning(weights, monkeypatch):
 
 
 def test_auto_reports_bad_weights_instead_of_falling_back(tmp_path):
-    from utils.convert_weights import CheckpointError
+    from model.weights import CheckpointError
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # no fallback warning either
         with pytest.raises(CheckpointError, match='no such file'):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import MOBILENET_REF, require_reference
-from utils.convert_weights import build_model, convert_state_dict, read_torch_checkpoint, save_pdparams
+from model.weights import build_model, convert_state_dict, read_torch_checkpoint
+from utils.convert_weights import save_pdparams
 from utils.deploy.engine import OUTPUT_NAMES, DygraphEngine, InferenceEngine
 from utils.deploy.export import (METADATA_FILE, ExportError, cached_export, export_model, load_metadata,
                           main as export_main)

@@ -23,7 +23,7 @@ import train  # noqa: E402
 from utils.training.checkpoint import load_checkpoint  # noqa: E402
 from dataset.batches import MattingBatches  # noqa: E402
 from utils.training.losses import compute_loss_base, loss_terms_base, loss_terms_refine, sobel  # noqa: E402
-from utils.training.loop import STAGES, build_model, build_optimizer, forward_losses  # noqa: E402
+from utils.training.loop import STAGES, build_optimizer, forward_losses, new_model  # noqa: E402
 
 
 def tiny_args(tmp_path, name, stage='base', *extra, steps_per_epoch=4, epochs=1):
@@ -102,7 +102,7 @@ def test_losses_vanish_for_a_perfect_prediction_and_err_target_is_detached_in_ba
 @pytest.mark.parametrize('stage', ['base', 'refine'])
 def test_optimizer_uses_the_papers_learning_rate_per_part(stage):
     paddle.seed(0)
-    model = build_model(model_args(stage))
+    model = new_model(model_args(stage))
     optimizer = build_optimizer(model, STAGES[stage]['lrs'])
     before = {part: getattr(model, part).parameters()[0].numpy().copy() for part in STAGES[stage]['lrs']}
     # Batch 2 and 128 px: big enough that no BatchNorm normalises a single value (zero gradient).
@@ -140,7 +140,7 @@ def test_batches_are_a_function_of_seed_epoch_and_index():
 def test_overfitting_a_tiny_batch_lowers_the_loss_several_fold():
     from dataset.synthetic import SyntheticMattingDataset
     paddle.seed(0)
-    model = build_model(model_args('base'))
+    model = new_model(model_args('base'))
     model.train()
     optimizer = build_optimizer(model, STAGES['base']['lrs'])
     batch = [paddle.to_tensor(x) for x in MattingBatches(SyntheticMattingDataset(2, (64, 64), seed=3), 2,
@@ -192,7 +192,7 @@ def test_run_writes_full_checkpoints_and_a_latest_pointer(logged_run):
     assert state['meta']['lrs'] == dict(STAGES['base']['lrs'])
     assert any(k.startswith('backbone.') and '::moment1' in k for k in state['optimizer'])
     # Loadable as plain weights too (predict.py, the next stage).
-    from utils.convert_weights import load_weights
+    from model.weights import load_weights
     weights, config = load_weights(str(folder / 'epoch-0.pdparams'))
     assert config['backbone'] == 'mobilenetv2' and config['model_type'] == 'base'
     assert not list(glob.glob(str(folder / '*.tmp*')))
@@ -314,7 +314,7 @@ def test_base_stage_starts_from_pretrained_weights(tmp_path, capsys):
     DeepLabV3 conversion gives: backbone and ASPP, no decoder)."""
     from utils.convert_weights import save_pdparams
     paddle.seed(1)
-    donor = build_model(model_args('base')).state_dict()
+    donor = new_model(model_args('base')).state_dict()
     partial = {k: v.numpy() for k, v in donor.items() if k.startswith(('backbone.', 'aspp.'))}
     path = str(tmp_path / 'deeplabv3.pdparams')
     save_pdparams(partial, path)

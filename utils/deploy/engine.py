@@ -20,14 +20,21 @@ import warnings
 
 import numpy as np
 
-OUTPUT_NAMES = ('pha', 'fgr', 'pha_sm', 'fgr_sm', 'err_sm', 'ref_sm')
+from model.options import BASE_OUTPUT_NAMES, OUTPUT_NAMES
+
 DEVICES = ('cpu', 'gpu')
 PRECISIONS = ('float32', 'float16', 'bfloat16')
-ENGINES = ('dygraph', 'inference', 'auto')
+ENGINES = ('auto', 'inference', 'dygraph')
 # Paddle 3.3.1 oneDNN pass that builds an invalid program from our transpose + reshape chains
 # with dynamic shapes ("The type tensor<-1x12xf32> of outputs[0][0] must be equal to type
 # tensor<-1x-1x-1x2x2x3xf32> of inputs[0]"); the rest of the oneDNN pipeline is kept.
 ONEDNN_DELETED_PASSES = ('operator_reshape_onednn_fuse_pass',)
+
+
+def default_device():
+    """Paddle's default device: 'gpu' on a GPU build with a GPU, else 'cpu'."""
+    import paddle
+    return paddle.device.get_device().split(':')[0]
 
 
 def set_device(device):
@@ -42,13 +49,14 @@ def set_device(device):
 
 
 class DygraphEngine:
-    """Runs a MattingRefine layer eagerly (paddle dygraph).
+    """Runs a MattingRefine (or MattingBase) layer eagerly (paddle dygraph).
 
     Args:
-        model: a MattingRefine in eval mode (e.g. from utils.convert_weights.build_model).
+        model: a MattingRefine or MattingBase in eval mode (e.g. from model.build_model).
         device: 'cpu' or 'gpu'.
         precision: 'float32', or 'float16' (GPU, through paddle.amp auto_cast).
-    Call: (src, bgr) numpy (B, 3, H, W) float32 -> dict of numpy outputs (OUTPUT_NAMES).
+    Call: (src, bgr) numpy (B, 3, H, W) float32 -> dict of numpy outputs (OUTPUT_NAMES, or
+    BASE_OUTPUT_NAMES for a MattingBase).
     """
 
     def __init__(self, model, device='cpu', precision='float32'):
@@ -58,7 +66,9 @@ class DygraphEngine:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if precision == 'float16' and device != 'gpu':
             raise ValueError('float16 runs on the GPU only (--device gpu); use float32 on the CPU')
+        from model import MattingRefine
         self.model = model
+        self.output_names = OUTPUT_NAMES if isinstance(model, MattingRefine) else BASE_OUTPUT_NAMES
         self.device = device
         self.precision = precision
         self._paddle = paddle
@@ -75,7 +85,7 @@ class DygraphEngine:
                 dtype = 'float16' if self.precision == 'float16' else 'bfloat16'
                 with paddle.amp.auto_cast(level=level, dtype=dtype):
                     outputs = self.model(src_t, bgr_t)
-        return {name: out.astype('float32').numpy() for name, out in zip(OUTPUT_NAMES, outputs)}
+        return {name: out.astype('float32').numpy() for name, out in zip(self.output_names, outputs)}
 
 
 class InferenceEngine:
@@ -130,9 +140,11 @@ class InferenceEngine:
                                f'expected {len(OUTPUT_NAMES)}; re-export the weights')
 
     def __call__(self, src, bgr):
+        from model import check_inputs
         src = np.ascontiguousarray(src, dtype=np.float32)
         bgr = np.ascontiguousarray(bgr, dtype=np.float32)
-        check_inputs(src, bgr)
+        # the dygraph model checks its inputs itself; an exported graph cannot
+        check_inputs(src, bgr, multiple=4)
         for handle, array in zip(self._inputs, (src, bgr)):
             handle.reshape(array.shape)
             handle.copy_from_cpu(array)
@@ -180,21 +192,6 @@ def predictor_config(program, params, device='cpu', precision='float32', threads
     return config, threads
 
 
-def check_inputs(src, bgr):
-    """ValueError unless src, bgr are (B, 3, H, W) of one shape, H and W divisible by 4.
-
-    The dygraph model checks this itself; an exported graph cannot, so InferenceEngine does.
-    """
-    if src.ndim != 4 or src.shape[1] != 3:
-        raise ValueError(f'src must have shape (B, 3, H, W), got {list(src.shape)}')
-    if src.shape != bgr.shape:
-        raise ValueError(f'src and bgr must have the same shape, got src {list(src.shape)} and '
-                         f'bgr {list(bgr.shape)}; resize the background to the source size')
-    if src.shape[2] % 4 or src.shape[3] % 4:
-        raise ValueError(f'src and bgr height and width must be divisible by 4, got '
-                         f'{src.shape[2]}x{src.shape[3]}; pad them (predict.py does this for you)')
-
-
 def available_cpus():
     """CPUs this process may run on (the default number of CPU threads)."""
     try:
@@ -217,7 +214,7 @@ def cpu_supports_bfloat16():
 
 
 def create_engine(weights, engine='dygraph', device='cpu', precision='float32', threads=None,
-                  cache_dir=None, **model_options):
+                  cache_dir=None, model_type='refine', **model_options):
     """Build an engine for `weights` (.pdparams or official .pth).
 
     engine:
@@ -231,19 +228,23 @@ def create_engine(weights, engine='dygraph', device='cpu', precision='float32', 
     model_options: MattingRefine options (backbone, backbone_scale, refine_mode,
     refine_sample_pixels, refine_threshold, refine_kernel_size, refine_prevent_oversampling).
     threads: CPU threads for the inference engine (default: all available).
+    model_type: 'refine', 'base' (dygraph only) or None (what the weights hold; exported
+    graphs are MattingRefine graphs).
     """
     if engine not in ENGINES:
         raise ValueError(f'unknown engine {engine!r}; one of {ENGINES}')
     if device not in DEVICES:
         raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
+    if model_type == 'base' and engine == 'inference':
+        raise ValueError('MattingBase runs on the dygraph engine only; use engine dygraph')
     if engine == 'auto':
-        if device == 'cpu':
+        if device == 'cpu' and model_type != 'base':
             try:
                 return _inference_engine(weights, device, precision, threads, cache_dir, model_options)
             except (KeyboardInterrupt, MemoryError):
                 raise
             except Exception as e:  # CheckpointError & co. are re-raised by the dygraph path
-                from utils.convert_weights import CheckpointError
+                from model.weights import CheckpointError
                 if isinstance(e, (CheckpointError, ValueError, TypeError)):
                     raise
                 warnings.warn(f'Paddle Inference engine unavailable ({type(e).__name__}: {e}); '
@@ -251,11 +252,11 @@ def create_engine(weights, engine='dygraph', device='cpu', precision='float32', 
         engine = 'dygraph'
     if engine == 'inference':
         return _inference_engine(weights, device, precision, threads, cache_dir, model_options)
-    from utils.convert_weights import build_model
+    from model.weights import build_model
     set_device(device)
     model_options = dict(model_options)
     backbone = model_options.pop('backbone', None)
-    model = build_model(weights, model_type='refine', backbone=backbone, **model_options)
+    model = build_model(weights, model_type=model_type, backbone=backbone, **model_options)
     return DygraphEngine(model, device, precision)
 
 

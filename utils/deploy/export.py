@@ -39,6 +39,8 @@ import sys
 import tempfile
 import time
 
+from model.options import BACKBONES, OUTPUT_NAMES, REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
+
 EXPORT_FORMAT = 1  # bump when the traced graph changes so that old cached exports are not reused
 METADATA_FILE = 'export.json'
 PROGRAM_FILE = 'model.json'
@@ -46,44 +48,39 @@ PARAMS_FILE = 'model.pdiparams'
 # exports of a weights file are cached in `<weights>.inference/` (see default_cache_dir)
 CACHE_SUFFIX = '.inference'
 ONNX_FILE = 'model.onnx'
-OUTPUT_NAMES = ('pha', 'fgr', 'pha_sm', 'fgr_sm', 'err_sm', 'ref_sm')
 # MattingRefine keyword arguments that are baked into an export, with their defaults.
-MODEL_DEFAULTS = {
-    'backbone_scale': 0.25,
-    'refine_mode': 'sampling',
-    'refine_sample_pixels': 80_000,
-    'refine_threshold': 0.1,
-    'refine_kernel_size': None,  # None: the weights' own
-    'refine_prevent_oversampling': True,
-}
+MODEL_DEFAULTS = dict(REFINE_DEFAULTS.as_dict(), refine_kernel_size=None)  # None: the weights' own
 
 
 class ExportError(RuntimeError):
     """Export failed or an export folder is unusable; the message says why."""
 
 
-def file_sha256(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def resolve_options(weights, backbone=None, **options):
-    """Complete model options: defaults, plus backbone and refiner kernel size from the weights."""
-    from utils.convert_weights import load_weights
+def _given_options(options):
+    """The defaults, updated with the options given (None: the default); TypeError if unknown."""
     unknown = set(options) - set(MODEL_DEFAULTS)
     if unknown:
         raise TypeError(f'unknown model options: {", ".join(sorted(unknown))}')
-    _, config = load_weights(weights)
+    given = dict(MODEL_DEFAULTS)
+    given.update({k: v for k, v in options.items() if v is not None})
+    return given
+
+
+def resolve_options(weights, backbone=None, **options):
+    """Complete model options: defaults, plus backbone and refiner kernel size from the weights.
+
+    weights: a path or a `model.Weights`.
+    """
+    from model import Weights
+    resolved = _given_options(options)
+    if not isinstance(weights, Weights):
+        weights = Weights(weights)
+    config = weights.config
     if config['model_type'] != 'refine':
-        raise ExportError(f'{weights}: holds MattingBase weights; export needs MattingRefine weights')
+        raise ExportError(f'{weights.path}: holds MattingBase weights; export needs MattingRefine weights')
     if backbone is not None and backbone != config['backbone']:
-        raise ExportError(f'{weights}: holds {config["backbone"]} weights, but backbone {backbone} '
+        raise ExportError(f'{weights.path}: holds {config["backbone"]} weights, but backbone {backbone} '
                           f'was requested')
-    resolved = dict(MODEL_DEFAULTS)
-    resolved.update({k: v for k, v in options.items() if v is not None})
     if resolved['refine_kernel_size'] is None:
         resolved['refine_kernel_size'] = config['refine_kernel_size']
     resolved['backbone'] = config['backbone']
@@ -116,7 +113,9 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
     defaults to the weights' own). onnx: also write model.onnx (needs paddle2onnx).
     """
     import paddle
-    from utils.convert_weights import build_model
+    from model import Weights, build_model
+    if not isinstance(weights, Weights):
+        weights = Weights(weights)  # read and hashed once, parsed once
     options = resolve_options(weights, backbone, **options)
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not overwrite:
@@ -126,8 +125,9 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
     tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
     try:
         model_options = {k: v for k, v in options.items() if k != 'backbone'}
-        model = build_model(weights, model_type='refine', backbone=options['backbone'], **model_options)
-        model.refiner.onnx_compatible = onnx  # same results; a form paddle2onnx can convert
+        # onnx: same results, in a form paddle2onnx can convert
+        model = build_model(weights, model_type='refine', backbone=options['backbone'],
+                            onnx_compatible=onnx, **model_options)
         started = time.time()
         trace_and_save(model, os.path.join(tmp, 'model'))
         for name in (PROGRAM_FILE, PARAMS_FILE):
@@ -137,8 +137,8 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
         metadata = {
             'format': EXPORT_FORMAT,
             'options': options,
-            'weights': os.path.abspath(weights),
-            'weights_sha256': file_sha256(weights),
+            'weights': os.path.abspath(weights.path),
+            'weights_sha256': weights.sha256,
             'paddle_version': paddle.__version__,
             'model_code_sha256': model_code_sha256(),
             'program': PROGRAM_FILE,
@@ -216,9 +216,15 @@ def default_cache_dir(weights):
 
 
 def cached_export(weights, backbone=None, cache_dir=None, **options):
-    """Export once per (weights content, options, Paddle version) and reuse; returns the folder."""
-    resolved = resolve_options(weights, backbone, **options)
-    key = cache_key(file_sha256(weights), resolved)
+    """Export once per (weights content, options, Paddle version) and reuse; returns the folder.
+
+    The key is made of the options as given, so a cached export is found without parsing the
+    weights; the file is read and hashed once, and parsed only when it must be exported.
+    """
+    from model import Weights
+    given = dict(_given_options(options), backbone=backbone)
+    loaded = Weights(weights)
+    key = cache_key(loaded.sha256, given)
     out_dir = os.path.join(cache_dir or default_cache_dir(weights), key)
     try:
         load_metadata(out_dir)
@@ -226,8 +232,7 @@ def cached_export(weights, backbone=None, cache_dir=None, **options):
     except ExportError:
         pass
     try:
-        export_model(weights, out_dir, **{k: v for k, v in resolved.items() if k != 'backbone'},
-                     backbone=resolved['backbone'])
+        export_model(loaded, out_dir, backbone=backbone, **options)
     except OSError:
         # another process may have renamed its (identical) export into place first
         load_metadata(out_dir)
@@ -260,7 +265,7 @@ def check_export(model_dir, weights, size=(256, 384), seed=0, device='cpu'):
     """Max abs difference per output between the export (Paddle Inference) and the dygraph model."""
     import numpy as np
     from utils.deploy.engine import DygraphEngine, InferenceEngine
-    from utils.convert_weights import build_model
+    from model.weights import build_model
     metadata = load_metadata(model_dir)
     options = dict(metadata['options'])
     backbone = options.pop('backbone')
@@ -280,14 +285,14 @@ def main(argv=None):
                     '--inference-model and the benchmark.')
     parser.add_argument('weights', help='.pdparams or official .pth MattingRefine weights')
     parser.add_argument('out_dir', help='output folder (replaced if it holds an older export)')
-    parser.add_argument('--backbone', choices=['mobilenetv2', 'resnet50', 'resnet101'],
+    parser.add_argument('--backbone', choices=BACKBONES,
                         help='check that the weights are of this backbone')
     parser.add_argument('--backbone-scale', type=float, default=MODEL_DEFAULTS['backbone_scale'])
-    parser.add_argument('--refine-mode', choices=['full', 'sampling', 'thresholding'],
+    parser.add_argument('--refine-mode', choices=REFINE_MODES,
                         default=MODEL_DEFAULTS['refine_mode'])
     parser.add_argument('--refine-sample-pixels', type=int, default=MODEL_DEFAULTS['refine_sample_pixels'])
     parser.add_argument('--refine-threshold', type=float, default=MODEL_DEFAULTS['refine_threshold'])
-    parser.add_argument('--refine-kernel-size', type=int, choices=[1, 3],
+    parser.add_argument('--refine-kernel-size', type=int, choices=REFINE_KERNEL_SIZES,
                         help="default: the weights' own")
     parser.add_argument('--refine-prevent-oversampling', action=argparse.BooleanOptionalAction,
                         default=MODEL_DEFAULTS['refine_prevent_oversampling'])
@@ -296,7 +301,7 @@ def main(argv=None):
                         help='run the export and the dygraph model on a random 256x384 input and '
                              'print the largest differences')
     args = parser.parse_args(argv)
-    from utils.convert_weights import CheckpointError
+    from model.weights import CheckpointError
     try:
         metadata = export_model(args.weights, args.out_dir, backbone=args.backbone, onnx=args.onnx,
                                 backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,

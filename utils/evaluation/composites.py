@@ -34,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from utils.evaluation.report import write_json
-from utils.evaluation.samples import EvaluationError, list_images
+from utils.evaluation.samples import EvaluationError, images_by_stem
 from utils.evaluation.trimap import make_trimap
 from utils.image_io import read_image, to_uint8, write_image
 
@@ -95,7 +95,7 @@ def _file_signature(paths):
     return [[os.path.basename(p), os.path.getsize(p)] for p in paths]
 
 
-def cache_key(dataset, samples, bgr_paths, config):
+def composites_key(dataset, samples, bgr_paths, config):
     """Hash of everything the composites depend on (parameters, input names and sizes)."""
     blob = json.dumps({
         'version': PROTOCOL_VERSION, 'dataset': dataset, 'config': asdict(config),
@@ -112,8 +112,8 @@ def prepare_composites(samples, bgr_dir, cache_dir, config, dataset='photomatte8
     See the module docstring for the recipe and the folder layout.
     """
     config.validate()
-    bgr_paths = list(list_images(bgr_dir, 'background').values())
-    key = cache_key(dataset, samples, bgr_paths, config)
+    bgr_paths = list(images_by_stem(bgr_dir, 'background').values())
+    key = composites_key(dataset, samples, bgr_paths, config)
     bench_dir = os.path.join(cache_dir, f'{dataset}-seed{config.seed}-{key}')
     manifest_path = os.path.join(bench_dir, 'manifest.json')
     if os.path.isfile(manifest_path):

@@ -19,63 +19,63 @@ the summary is the mean over images, like the MATLAB ``benchmark.m``.
 import os
 from dataclasses import asdict, dataclass
 
-import numpy as np
 from tqdm import tqdm
 
+from model.options import REFINE_DEFAULTS
 from utils.evaluation.composites import CompositeConfig, prepare_composites, read_manifest
 from utils.evaluation.metrics import METRIC_NAMES, PAPER_PHOTOMATTE85_RESNET50, compute_all
 from utils.evaluation.report import format_table, summarize, write_reports
-from utils.evaluation.samples import EvaluationError, list_images, match_names
+from utils.evaluation.samples import EvaluationError, images_by_stem, match_names
 from utils.evaluation.trimap import make_trimap
 from utils.image_io import read_image, to_uint8, write_image
 
 # ---------------------------------------------------------------------------- model
 
 
+# Pixels refined in sampling mode: 20,000 4x4 patches, the paper's photo setting.
+PHOTO_SAMPLE_PIXELS = 320_000
+
+
 @dataclass
 class ModelConfig:
     """How the network is built for evaluation (the paper's photo setting by default)."""
     weights: str
-    model_type: str = None  # 'refine' or 'base'; None: whatever the weights hold
-    backbone_scale: float = 0.25
-    refine_mode: str = 'sampling'
-    refine_sample_pixels: int = 320_000  # 20,000 4x4 patches, the paper's photo setting
-    refine_threshold: float = 0.1
+    model_type: str = None  # one of model.options.MODEL_TYPES; None: whatever the weights hold
+    backbone_scale: float = REFINE_DEFAULTS.backbone_scale
+    refine_mode: str = REFINE_DEFAULTS.refine_mode
+    refine_sample_pixels: int = PHOTO_SAMPLE_PIXELS
+    refine_threshold: float = REFINE_DEFAULTS.refine_threshold
+    engine: str = 'dygraph'  # one of utils.deploy.engine.ENGINES
+    device: str = None  # 'cpu' or 'gpu'; None: Paddle's default device
 
 
-def load_model(config):
-    """Build the network from .pdparams or official .pth weights (`utils.convert_weights.build_model`)."""
+def load_engine(config):
+    """The inference engine (utils.deploy.engine) for `config`: the dygraph model, or Paddle
+    Inference on the exported graph that predict.py runs on the CPU."""
     if not config.weights:
         raise EvaluationError('no weights given: pass --weights (.pdparams or official .pth), '
                               'or --pred-dir to score existing predictions')
     if not os.path.isfile(config.weights):
         raise EvaluationError(f'weights file {config.weights!r} does not exist')
-    from utils.convert_weights import build_model  # imports paddle; only needed here
-    # build_model uses the refine options only when it builds a MattingRefine.
+    from utils.deploy.engine import create_engine, default_device  # imports paddle; only needed here
+    # The refine options are used only for a MattingRefine.
     options = {'backbone_scale': config.backbone_scale, 'refine_mode': config.refine_mode,
                'refine_sample_pixels': config.refine_sample_pixels,
                'refine_threshold': config.refine_threshold}
     try:
-        return build_model(config.weights, model_type=config.model_type, **options)
-    except (ValueError, KeyError, OSError) as exc:
+        return create_engine(config.weights, engine=config.engine, device=config.device or default_device(),
+                             model_type=config.model_type, **options)
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise EvaluationError(f'could not load {config.weights!r}: {exc}') from exc
 
 
-def run_model(model, src, bgr):
+def run_model(engine, src, bgr):
     """Run the network on one (H, W, 3) float image pair (H, W multiples of 4).
 
     Returns (pha (H, W), fgr (H, W, 3)) as float32 in [0, 1].
     """
-    import paddle  # deferred so scoring predictions never needs paddle
-
-    def to_tensor(img):
-        return paddle.to_tensor(np.ascontiguousarray(img.transpose(2, 0, 1)[None]), dtype='float32')
-
-    with paddle.no_grad():
-        outputs = model(to_tensor(src), to_tensor(bgr))
-    pha = outputs[0].numpy()[0, 0]
-    fgr = outputs[1].numpy()[0].transpose(1, 2, 0)
-    return pha, fgr
+    out = engine(src.transpose(2, 0, 1)[None], bgr.transpose(2, 0, 1)[None])
+    return out['pha'][0, 0], out['fgr'][0].transpose(1, 2, 0)
 
 
 # -------------------------------------------------------------------------- scoring
@@ -136,10 +136,10 @@ def _limit(samples, limit):
 
 def evaluate_model(samples, bgr_dir, model_config, composite_config=None, dataset='photomatte85',
                    cache_dir='log/eval_cache', log_dir='log', run_name=None, save_pred_dir=None,
-                   trimap_dir=None, limit=None, progress=True, verbose=True, model=None):
+                   trimap_dir=None, limit=None, progress=True, verbose=True, engine=None):
     """The full protocol: composites -> network -> 8-bit predictions -> metrics -> reports.
 
-    `model` may be passed in already built (tests); otherwise it is built from
+    `engine` (utils.deploy.engine) may be passed in already built; otherwise it is made from
     `model_config`. Returns a dict with 'summary', 'rows', 'csv', 'json', 'table' and
     'bench_dir'.
     """
@@ -147,8 +147,8 @@ def evaluate_model(samples, bgr_dir, model_config, composite_config=None, datase
     samples = _limit(samples, limit)
     bench_dir = prepare_composites(samples, bgr_dir, cache_dir, composite_config, dataset, progress)
     manifest = read_manifest(bench_dir)['samples']
-    if model is None:
-        model = load_model(model_config)
+    if engine is None:
+        engine = load_engine(model_config)
     rows = []
     for sample in tqdm(samples, desc='evaluate', unit='img', disable=not progress):
         name = sample.name
@@ -159,7 +159,7 @@ def evaluate_model(samples, bgr_dir, model_config, composite_config=None, datase
         true_fgr = read_image(os.path.join(bench_dir, 'fgr', name + '.png'), 'rgb')
         height, width = true_pha.shape
         h4, w4 = height // 4 * 4, width // 4 * 4  # the network needs multiples of 4; so does scoring
-        pred_pha, pred_fgr = run_model(model, src[:h4, :w4], bgr[:h4, :w4])
+        pred_pha, pred_fgr = run_model(engine, src[:h4, :w4], bgr[:h4, :w4])
         pred_pha, pred_fgr = to_uint8(pred_pha), to_uint8(pred_fgr)  # scored as 8-bit PNGs would be
         if save_pred_dir:
             write_image(os.path.join(save_pred_dir, 'pha', name + '.png'), pred_pha)
@@ -192,9 +192,9 @@ def evaluate_predictions(samples, pred_dir, dataset='folder', trimap_options=Non
     samples = _limit(samples, limit)
     if not os.path.isdir(pred_dir):
         raise EvaluationError(f'prediction folder {pred_dir!r} does not exist')
-    pred_phas = list_images(os.path.join(pred_dir, 'pha'), 'predicted alpha (pha)')
+    pred_phas = images_by_stem(os.path.join(pred_dir, 'pha'), 'predicted alpha (pha)')
     fgr_dir = os.path.join(pred_dir, 'fgr')
-    pred_fgrs = list_images(fgr_dir, 'predicted foreground (fgr)') if os.path.isdir(fgr_dir) else None
+    pred_fgrs = images_by_stem(fgr_dir, 'predicted foreground (fgr)') if os.path.isdir(fgr_dir) else None
     names = {s.name for s in samples}
     if limit:  # with --limit, only the chosen ground-truth names must have predictions
         pred_phas = {k: v for k, v in pred_phas.items() if k in names}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.image_io import is_image_file, read_image
+from utils.image_io import list_images, read_image
 
 class EvaluationError(Exception):
     """Bad evaluation input (missing folder, unmatched names, size mismatch, ...). The
@@ -45,7 +45,7 @@ class Sample:
         return pha, fgr
 
 
-def list_images(folder, what):
+def images_by_stem(folder, what):
     """Map file-name stem -> path for the images directly in `folder`.
 
     Raises EvaluationError if the folder is missing or has no images, or if two files
@@ -54,10 +54,8 @@ def list_images(folder, what):
     if not os.path.isdir(folder):
         raise EvaluationError(f'{what} folder {folder!r} does not exist')
     found = {}
-    for entry in sorted(os.listdir(folder)):
+    for entry in list_images(folder):
         path = os.path.join(folder, entry)
-        if not (os.path.isfile(path) and is_image_file(entry)):
-            continue
         stem = os.path.splitext(entry)[0]
         if stem in found:
             raise EvaluationError(f'{what} folder {folder!r} has two images named {stem!r} '
@@ -92,7 +90,7 @@ def match_names(left_name, left, right_name, right):
 def photomatte85_samples(data_dir):
     """Samples of a PhotoMatte85-layout folder: RGBA PNGs, alpha channel = matte."""
     return [Sample(name, path, rgba=True)
-            for name, path in list_images(data_dir, 'PhotoMatte85 (RGBA foregrounds)').items()]
+            for name, path in images_by_stem(data_dir, 'PhotoMatte85 (RGBA foregrounds)').items()]
 
 
 def folder_samples(gt_dir, require_fgr=False):
@@ -103,12 +101,12 @@ def folder_samples(gt_dir, require_fgr=False):
     """
     if not os.path.isdir(gt_dir):
         raise EvaluationError(f'ground-truth folder {gt_dir!r} does not exist')
-    phas = list_images(os.path.join(gt_dir, 'pha'), 'ground-truth alpha (pha)')
+    phas = images_by_stem(os.path.join(gt_dir, 'pha'), 'ground-truth alpha (pha)')
     fgr_dir = os.path.join(gt_dir, 'fgr')
     if not os.path.isdir(fgr_dir):
         if require_fgr:
             raise EvaluationError(f'{fgr_dir!r} does not exist: compositing needs the true foregrounds')
         return [Sample(name, path) for name, path in phas.items()]
-    fgrs = list_images(fgr_dir, 'ground-truth foreground (fgr)')
+    fgrs = images_by_stem(fgr_dir, 'ground-truth foreground (fgr)')
     match_names(os.path.join(gt_dir, 'pha'), phas, fgr_dir, fgrs)
     return [Sample(name, path, fgrs[name]) for name, path in phas.items()]

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.image_io import is_image_file, read_image
+from utils.image_io import is_image_file, list_images, read_image
 from utils.predict.alignment import align_background
 from utils.predict.compose import resize_image
 from utils.predict.options import PredictError, UsageError
@@ -21,13 +21,6 @@ class Item:
     target: object = None
 
 
-def _list_images(folder):
-    """Image files directly inside `folder`, sorted by name (hidden files skipped)."""
-    return sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                  if not f.startswith('.') and is_image_file(f)
-                  and os.path.isfile(os.path.join(folder, f)))
-
-
 def _stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
@@ -40,7 +33,7 @@ def find_image_pairs(src, bgr):
             raise UsageError(f'{bgr}: a folder, but --src is a single image; pass one background '
                              f'image as --bgr')
         return [(_stem(src), src, bgr)]
-    sources = _list_images(src)
+    sources = [os.path.join(src, name) for name in list_images(src)]
     if not sources:
         raise PredictError(f'{src}: no images found (.png, .jpg, ...); check --src')
     names = {}
@@ -52,7 +45,7 @@ def find_image_pairs(src, bgr):
     if not os.path.isdir(bgr):
         return [(_stem(p), p, bgr) for p in sources]  # one plate for every image
     plates = {}
-    for path in _list_images(bgr):
+    for path in (os.path.join(bgr, name) for name in list_images(bgr)):
         plates.setdefault(_stem(path), []).append(path)
     missing = [p for p in sources if _stem(p) not in plates]
     if missing:

@@ -8,10 +8,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from model.options import REFINE_DEFAULTS
+from utils.deploy.engine import ENGINES
 from utils.predict.compose import OUTPUT_KINDS
 
 VIDEO_OUTPUT_TYPES = ('video', 'png_sequence')
-ENGINES = ('auto', 'inference', 'dygraph')
 # Used when a video does not report its frame rate.
 FALLBACK_FPS = 30.0
 
@@ -58,8 +59,9 @@ class PredictConfig:
     warn: object = field(default=None, repr=False)
 
 
-MODEL_DEFAULTS = {'backbone_scale': 0.25, 'refine_mode': 'sampling', 'refine_sample_pixels': 80_000,
-                  'refine_threshold': 0.1}
+# The model options predict.py always passes (the others default to what the weights hold).
+MODEL_DEFAULTS = {k: getattr(REFINE_DEFAULTS, k)
+                  for k in ('backbone_scale', 'refine_mode', 'refine_sample_pixels', 'refine_threshold')}
 
 
 def _warn_to_stderr(message):

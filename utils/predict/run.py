@@ -49,7 +49,7 @@ def load_engine(config, warn):
 
 def _create_engine(config, engine):
     """utils.deploy.engine.create_engine, with its errors turned into one-line PredictErrors."""
-    from utils.convert_weights import CheckpointError
+    from model.weights import CheckpointError
     from utils.deploy.engine import create_engine
     try:
         return create_engine(config.weights, engine=engine, device=config.device,

@@ -34,15 +34,15 @@ import paddle
 import paddle.distributed as dist
 
 from model import MattingBase, MattingRefine
-from utils.convert_weights import (CheckpointError, convert_deeplabv3_state_dict, load_matched_state_dict,
-                                   load_weights, read_torch_checkpoint)
+from model.weights import (CheckpointError, convert_deeplabv3_state_dict, load_matched_state_dict, load_weights,
+                           read_torch_checkpoint)
 from utils.training.checkpoint import (checkpoint_name, latest_checkpoint, load_checkpoint, prune_checkpoints,
                                     resolve_checkpoint_path, restore_optimizer_state, save_checkpoint,
                                     set_rng_state)
 from dataset.batches import SYNTHETIC, BatchAugment, MattingBatches, build_datasets
 from utils.training.losses import loss_terms_base, loss_terms_refine
 
-__all__ = ['STAGES', 'TrainingError', 'TrainResult', 'fill_stage_defaults', 'build_model', 'build_optimizer',
+__all__ = ['STAGES', 'TrainingError', 'TrainResult', 'fill_stage_defaults', 'new_model', 'build_optimizer',
            'forward_losses', 'StopRequest', 'make_grid', 'validate', 'Trainer', 'train']
 
 # Per-stage settings of the official scripts. 'lrs' are Adam learning rates per model part;
@@ -121,7 +121,7 @@ def _check_args(args, world_size):
 # Model and optimizer
 # ---------------------------------------------------------------------------------------------
 
-def build_model(args):
+def new_model(args):
     """MattingBase(backbone) for the base stage, MattingRefine(...) with the refine options otherwise."""
     if args.stage == 'base':
         return MattingBase(args.model_backbone)
@@ -469,7 +469,7 @@ class Trainer:
         Returns the checkpoint dict when resuming, else None.
         """
         args = self.args
-        self.model = build_model(args)
+        self.model = new_model(args)
         resume_state = None
         if args.resume:
             path = latest_checkpoint(self.checkpoint_dir)
