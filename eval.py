@@ -15,15 +15,16 @@ Other datasets in pha/fgr layout (AIM, Distinctions) are composited the same way
 implementation can run on exactly the same inputs and be scored with --pred-dir.
 
 Results: a table on stdout, <log-dir>/<run-name>.csv (per image) and .json (summary).
-The protocol is described in utils/evaluation.py, the metrics in utils/metrics.py and the
-trimaps in utils/trimap.py.
+The protocol is described in utils/evaluation/composites.py and protocol.py, the metrics in
+utils/evaluation/metrics.py and the trimaps in utils/evaluation/trimap.py.
 """
 import argparse
 import os
 import sys
 
 from dataset.prepare import DEFAULT_ROOT, VALIDATION_ROOT
-
+from model.options import MODEL_TYPES, REFINE_MODES
+from utils.deploy.engine import DEVICES, ENGINES
 from utils.evaluation import (CompositeConfig, EvaluationError, ImageReadError, ModelConfig,
                               evaluate_model, evaluate_predictions, folder_samples,
                               photomatte85_samples, prepare_composites)
@@ -68,14 +69,19 @@ def build_parser():
 
     model = parser.add_argument_group('model')
     model.add_argument('--weights', default=None, help='.pdparams or official .pth weights')
-    model.add_argument('--model-type', choices=['refine', 'base'], default=None,
+    model.add_argument('--model-type', choices=MODEL_TYPES, default=None,
                        help='default: what the weights hold (the paper evaluates MattingRefine)')
-    model.add_argument('--backbone-scale', type=float, default=0.25)
-    model.add_argument('--refine-mode', choices=['full', 'sampling', 'thresholding'], default='sampling')
-    model.add_argument('--refine-sample-pixels', type=int, default=320_000,
+    model.add_argument('--backbone-scale', type=float, default=ModelConfig.backbone_scale)
+    model.add_argument('--refine-mode', choices=REFINE_MODES, default=ModelConfig.refine_mode)
+    model.add_argument('--refine-sample-pixels', type=int, default=ModelConfig.refine_sample_pixels,
                        help='pixels refined in sampling mode (320,000 = 20,000 4x4 patches, the '
                             "paper's photo setting)")
-    model.add_argument('--refine-threshold', type=float, default=0.1)
+    model.add_argument('--refine-threshold', type=float, default=ModelConfig.refine_threshold)
+    model.add_argument('--engine', choices=ENGINES, default=ModelConfig.engine,
+                       help='dygraph: the Paddle model run eagerly; inference: Paddle Inference on '
+                            'the exported graph (what predict.py runs on the CPU); auto: inference '
+                            'on the CPU, else dygraph')
+    model.add_argument('--device', choices=DEVICES, default=None, help="unset: Paddle's default device")
     model.add_argument('--save-pred', default=None, metavar='DIR',
                        help='also save the 8-bit predictions as DIR/pha/<name>.png, DIR/fgr/<name>.png')
 
@@ -121,7 +127,8 @@ def main(argv=None):
             print(prepare_composites(samples, args.bgr_dir, args.cache_dir, composite, dataset, progress))
         else:
             model_config = ModelConfig(args.weights, args.model_type, args.backbone_scale,
-                                       args.refine_mode, args.refine_sample_pixels, args.refine_threshold)
+                                       args.refine_mode, args.refine_sample_pixels, args.refine_threshold,
+                                       args.engine, args.device)
             evaluate_model(samples, args.bgr_dir, model_config, composite, dataset, args.cache_dir,
                            args.log_dir, args.run_name, args.save_pred, args.trimap_dir, args.limit,
                            progress)

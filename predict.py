@@ -14,7 +14,7 @@ The official inference_images.py and inference_video.py in one command:
 Images give <output-dir>/<kind>/<name>.png; videos give <output-dir>/<kind>.mp4 (or
 <output-dir>/<kind>/000000.png ... with --video-output-type png_sequence), at the input
 frame rate. Existing outputs are kept unless --overwrite is given, and outputs appear only
-when the whole run succeeded. The work is done in utils/predict_utils.py.
+when the whole run succeeded. The work is done in utils/predict/.
 
 Exit codes: 0 success, 1 error (bad input file, weights, output folder), 2 usage error.
 """
@@ -27,16 +27,15 @@ import warnings
 # own messages.
 warnings.filterwarnings('ignore', message='No ccache found')
 
+from model.options import BACKBONES, REFINE_KERNEL_SIZES, REFINE_MODES  # noqa: E402
+from utils.deploy.engine import DEVICES  # noqa: E402
+from utils.predict import (ENGINES, MODEL_DEFAULTS, VIDEO_OUTPUT_TYPES, PredictConfig,  # noqa: E402
+                           UsageError, run_prediction)
+from utils.predict.compose import DEFAULT_TARGET_BGR, OUTPUT_KINDS  # noqa: E402
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
-if ROOT not in sys.path:  # run as a script from another folder
-    sys.path.insert(0, ROOT)
-
-from utils.compose import DEFAULT_TARGET_BGR, OUTPUT_KINDS  # noqa: E402
-from utils.predict_utils import (ENGINES, MODEL_DEFAULTS, VIDEO_OUTPUT_TYPES,  # noqa: E402
-                                 PredictConfig, UsageError, run_prediction)
-
-# The default checkpoint; predict.py uses it when --weights is not given. It does not exist
-# yet (a later issue trains it); until then a run without --weights explains how to get some.
+# The default checkpoint (trained by this project on synthetic data, see README); predict.py
+# uses it when --weights is not given, and explains how to get weights if it is missing.
 DEFAULT_WEIGHTS = os.path.join(ROOT, 'weights', 'bgmv2_mobilenetv2_synthetic.pdparams')
 SAMPLE_SRC = os.path.join(ROOT, 'dataset', 'samples', 'src')
 SAMPLE_BGR = os.path.join(ROOT, 'dataset', 'samples', 'bgr')
@@ -51,7 +50,7 @@ def no_weights_message():
     """What to do when neither --weights nor the default weights exist."""
     where = '' if os.path.relpath(ROOT) == '.' else f' (in {_display_path(ROOT)})'
     return f'''error: no --weights given, and the default weights
-  {_display_path(DEFAULT_WEIGHTS)} do not exist yet.
+  {_display_path(DEFAULT_WEIGHTS)} do not exist.
 Download an official checkpoint (e.g. pytorch_mobilenetv2.pth, linked from the official
 BackgroundMattingV2 README) and pass it directly (converted on the fly):
   python predict.py --weights pytorch_mobilenetv2.pth
@@ -102,14 +101,14 @@ def build_parser():
     model.add_argument('--engine', choices=ENGINES, default='auto',
                        help='auto: Paddle Inference where it helps (CPU), else dygraph (default: auto)')
     model.add_argument('--backbone', '--model-backbone', dest='backbone',
-                       choices=['mobilenetv2', 'resnet50', 'resnet101'],
+                       choices=BACKBONES,
                        help="default: the weights' backbone (if given, must match them)")
     model.add_argument('--backbone-scale', '--model-backbone-scale', dest='backbone_scale', type=float,
                        metavar='SCALE',
                        help=f"downsampling of the base network's input, <= 0.5 "
                             f"(default: {MODEL_DEFAULTS['backbone_scale']})")
     model.add_argument('--refine-mode', '--model-refine-mode', dest='refine_mode',
-                       choices=['full', 'sampling', 'thresholding'],
+                       choices=REFINE_MODES,
                        help=f"refine all patches, a fixed number, or those above the threshold "
                             f"(default: {MODEL_DEFAULTS['refine_mode']})")
     model.add_argument('--refine-sample-pixels', '--model-refine-sample-pixels',
@@ -121,8 +120,8 @@ def build_parser():
                        help=f"error threshold in thresholding mode "
                             f"(default: {MODEL_DEFAULTS['refine_threshold']})")
     model.add_argument('--refine-kernel-size', '--model-refine-kernel-size', dest='refine_kernel_size',
-                       type=int, choices=[1, 3], help="default: the weights' own")
-    model.add_argument('--device', type=_device, choices=['cpu', 'gpu'], default='cpu',
+                       type=int, choices=REFINE_KERNEL_SIZES, help="default: the weights' own")
+    model.add_argument('--device', type=_device, choices=DEVICES, default='cpu',
                        help='default: cpu')
     model.add_argument('--precision', choices=['float32', 'float16'], default='float32',
                        help='float16 needs --device gpu (default: float32)')
@@ -174,9 +173,9 @@ def main(argv=None):
         args.weights = DEFAULT_WEIGHTS
 
     # The expected failures: each carries a one-line message naming the file and the fix.
-    from utils.convert_weights import CheckpointError
+    from model.weights import CheckpointError
     from utils.image_io import ImageReadError
-    from utils.predict_utils import PredictError
+    from utils.predict import PredictError
     from utils.video_io import VideoReadError, VideoWriteError
     try:
         config = config_from_args(args)

@@ -88,7 +88,7 @@ COMMON="--model-backbone $BACKBONE --checkpoint-dir $CHECKPOINT_DIR --log-dir $L
 DATA_CHECK="--data-root $DATA_ROOT"
 [ -n "$DATA_CONFIG" ] && DATA_CHECK="$DATA_CHECK --data-config $DATA_CONFIG"
 # shellcheck disable=SC2086  # word splitting of the option strings is intended
-$PYTHON -m utils.train_data $DATA_CHECK $STAGE1_DATA $STAGE2_DATA $STAGE3_DATA ||
+$PYTHON -m dataset.batches $DATA_CHECK $STAGE1_DATA $STAGE2_DATA $STAGE3_DATA ||
     die "a data set of the chain is missing (see above); fix DATA_ROOT / DATA_CONFIG or the folders, or try DATASET=synthetic" 2
 
 # run_stage LABEL MODEL_NAME train.py-arguments...: train one stage, stop the chain if it fails.
@@ -153,6 +153,6 @@ echo "==> done in $(( $(date +%s) - started )) s; final model: $CHECKPOINT_DIR/$
 echo "    VisualDL: visualdl --logdir $LOG_DIR"
 # A picture of the chained loss curves (needs matplotlib; not fatal without it).
 # shellcheck disable=SC2086
-$PYTHON -m utils.train_plot "$LOG_DIR/${NAME_PREFIX}chain-loss.png" $logs ||
+$PYTHON -m utils.training.plot "$LOG_DIR/${NAME_PREFIX}chain-loss.png" $logs ||
     echo "run.sh: no loss plot (see above); the VisualDL logs are complete" >&2
 exit 0

@@ -42,7 +42,7 @@ __all__ = ['build_parser', 'main']
 def build_parser():
     """The argparse parser of train.py (official option names plus the port's additions)."""
     from dataset.data_path import add_data_path_arguments
-    from model import BACKBONES, REFINE_MODES
+    from model.options import BACKBONES, REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
 
     p = argparse.ArgumentParser(
         description='Train BackgroundMattingV2 (base or refine stage) with PaddlePaddle.',
@@ -58,15 +58,17 @@ def build_parser():
 
     m = p.add_argument_group('model')
     m.add_argument('--model-backbone', required=True, choices=BACKBONES)
-    m.add_argument('--model-backbone-scale', type=float, default=0.25, help='refine stage (default 0.25)')
-    m.add_argument('--model-refine-mode', default='sampling', choices=REFINE_MODES,
-                   help='refine stage (default sampling)')
-    m.add_argument('--model-refine-sample-pixels', type=int, default=80_000,
-                   help='refine stage, sampling mode (default 80000)')
+    m.add_argument('--model-backbone-scale', type=float, default=REFINE_DEFAULTS.backbone_scale,
+                   help=f'refine stage (default {REFINE_DEFAULTS.backbone_scale})')
+    m.add_argument('--model-refine-mode', default=REFINE_DEFAULTS.refine_mode, choices=REFINE_MODES,
+                   help=f'refine stage (default {REFINE_DEFAULTS.refine_mode})')
+    m.add_argument('--model-refine-sample-pixels', type=int, default=REFINE_DEFAULTS.refine_sample_pixels,
+                   help=f'refine stage, sampling mode (default {REFINE_DEFAULTS.refine_sample_pixels})')
     m.add_argument('--model-refine-threshold', '--model-refine-thresholding', dest='model_refine_threshold',
                    type=float, default=0.7,
                    help='refine stage, thresholding mode (default 0.7, as the official train_refine.py)')
-    m.add_argument('--model-refine-kernel-size', type=int, default=3, choices=[1, 3], help='refine stage (default 3)')
+    m.add_argument('--model-refine-kernel-size', type=int, default=REFINE_DEFAULTS.refine_kernel_size,
+                   choices=REFINE_KERNEL_SIZES, help=f'refine stage (default {REFINE_DEFAULTS.refine_kernel_size})')
     m.add_argument('--model-name', required=True,
                    help='names checkpoint/<model-name>/ and log/<model-name>/')
     m.add_argument('--model-pretrain-initialization', default=None,
@@ -123,8 +125,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     import paddle
     from dataset.data_path import DataPathError
-    from utils.convert_weights import CheckpointError
-    from utils.training import TrainingError, train
+    from model.weights import CheckpointError
+    from utils.training.loop import TrainingError, train
 
     if args.device is None:
         args.device = 'gpu' if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else 'cpu'

@@ -26,28 +26,12 @@ import cv2
 import numpy as np
 import paddle
 
-from utils.image_io import read_image, is_image_file, write_image, IMAGE_EXTENSIONS
+from utils.image_io import read_image, list_images, write_image, IMAGE_EXTENSIONS
 from . import augmentation as A
 from .data_path import resolve
 
 __all__ = ['SeededDataset', 'ImagesDataset', 'VideoDataset', 'ZipDataset', 'SampleDataset',
-           'matting_dataset', 'split_rgba_folder', 'list_images']
-
-
-def list_images(root):
-    """Image files under `root`, recursively, sorted by their path relative to `root`.
-
-    Sorting relative paths (with '/' separators) gives the same order on every machine, so
-    a pha folder and a fgr folder with the same layout pair up file by file.
-    """
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        for name in filenames:
-            if is_image_file(name) and not name.startswith('.'):
-                rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, '/')
-                found.append(rel)
-    return sorted(found)
+           'matting_dataset', 'split_rgba_folder']
 
 
 def _get(dataset, idx, rng):
@@ -123,7 +107,7 @@ class ImagesDataset(SeededDataset):
         self.root = root
         self.mode = mode
         self.transforms = transforms
-        self.files = list_images(root)
+        self.files = list_images(root, recursive=True)
         if not self.files:
             raise ValueError(f'ImagesDataset: no images ({", ".join(IMAGE_EXTENSIONS)}) under {root}')
 
@@ -351,7 +335,7 @@ def split_rgba_folder(src_dir, fgr_dir, pha_dir):
 
     Keeps the relative layout and file stems so the two folders pair up. Returns the count.
     """
-    files = list_images(src_dir)
+    files = list_images(src_dir, recursive=True)
     for rel in files:
         rgba = read_image(os.path.join(src_dir, rel), 'rgba')
         stem = os.path.splitext(rel)[0] + '.png'

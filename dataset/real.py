@@ -32,7 +32,8 @@ import numpy as np
 from utils.image_io import write_image
 from .datasets import SeededDataset
 from .prepare import DEFAULT_ROOT, load_manifest
-from .synthetic import synthesize, _blur_premultiplied, _strands, fractal_noise
+from .synthetic.drawing import draw_strands, fractal_noise
+from .synthetic.scene import blur_premultiplied, synthesize
 
 __all__ = ['PhotoBank', 'RealPhotoMattingDataset', 'real_sample', 'write_real_validation_set', 'KINDS']
 
@@ -198,7 +199,7 @@ def _fur(rng, h, w):
     # start a little inside the outline so that strands grow from the body, not beside it
     starts = pick - 2.0 * np.stack([np.cos(directions), np.sin(directions)], 1)
     length = (side * 0.02, side * rng.uniform(0.05, 0.2))
-    _strands(rng, canvas, starts, directions, length, curl=rng.uniform(0.05, 0.3),
+    draw_strands(rng, canvas, starts, directions, length, curl=rng.uniform(0.05, 0.3),
              gravity=rng.uniform(0, 0.2), intensity=(0.25, 1.0))
     return np.maximum(body, canvas.astype(np.float32) / 255)
 
@@ -283,10 +284,10 @@ def real_sample(h, w, rng, photos):
         rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1)
         kernel = cv2.warpAffine(kernel, rot, (k, k))
         kernel /= kernel.sum()
-        pha, fgr = _blur_premultiplied(pha, fgr, lambda x: cv2.filter2D(x, -1, kernel))
+        pha, fgr = blur_premultiplied(pha, fgr, lambda x: cv2.filter2D(x, -1, kernel))
     elif layers and r < 0.14:  # defocus
         s = rng.uniform(0.6, 2.0)
-        pha, fgr = _blur_premultiplied(pha, fgr, lambda x: cv2.GaussianBlur(x, (0, 0), s))
+        pha, fgr = blur_premultiplied(pha, fgr, lambda x: cv2.GaussianBlur(x, (0, 0), s))
     return pha[..., None].astype(np.float32), fgr.astype(np.float32), bgr.astype(np.float32)
 
 

@@ -9,10 +9,9 @@ from .aspp import ASPP
 from .decoder import Decoder
 from .mobilenet import MobileNetV2Encoder
 from .ops import downsample_bilinear
+from .options import BACKBONES, REFINE_DEFAULTS
 from .refiner import Refiner
 from .resnet import ResNetEncoder
-
-BACKBONES = ('mobilenetv2', 'resnet50', 'resnet101')
 
 
 def check_inputs(src, bgr, multiple=1):
@@ -81,10 +80,11 @@ class MattingRefine(MattingBase):
     """The full network: the base network on a downsampled image, then the refiner.
 
     Args:
-        backbone: 'mobilenetv2', 'resnet50' or 'resnet101'.
-        backbone_scale: downsampling of the image given to the base network (<= 1/2).
-        refine_mode, refine_sample_pixels, refine_threshold, refine_kernel_size,
-        refine_prevent_oversampling: see `Refiner`.
+        backbone: one of BACKBONES.
+        backbone_scale, refine_mode, refine_sample_pixels, refine_threshold, refine_kernel_size,
+        refine_prevent_oversampling: see `model.options.RefineOptions` (defaults there) and
+        `Refiner`.
+        onnx_compatible: trace a graph paddle2onnx can convert (same results).
 
     Inputs:  src, bgr (B, 3, H, W) in [0, 1], H and W divisible by 4.
     Outputs: pha (B, 1, H, W), fgr (B, 3, H, W), pha_sm (B, 1, h, w), fgr_sm (B, 3, h, w),
@@ -92,16 +92,20 @@ class MattingRefine(MattingBase):
              floor(W * backbone_scale). All in [0, 1]; ref_sm is 1 where a patch was refined.
     """
 
-    def __init__(self, backbone, backbone_scale=1 / 4, refine_mode='sampling',
-                 refine_sample_pixels=80_000, refine_threshold=0.1, refine_kernel_size=3,
-                 refine_prevent_oversampling=True):
+    def __init__(self, backbone, backbone_scale=REFINE_DEFAULTS.backbone_scale,
+                 refine_mode=REFINE_DEFAULTS.refine_mode,
+                 refine_sample_pixels=REFINE_DEFAULTS.refine_sample_pixels,
+                 refine_threshold=REFINE_DEFAULTS.refine_threshold,
+                 refine_kernel_size=REFINE_DEFAULTS.refine_kernel_size,
+                 refine_prevent_oversampling=REFINE_DEFAULTS.refine_prevent_oversampling,
+                 onnx_compatible=False):
         if not 0 < backbone_scale <= 1 / 2:
             raise ValueError(f'backbone_scale must be in (0, 1/2], got {backbone_scale}')
         super().__init__(backbone)
         self.backbone_scale = backbone_scale
         self.refiner = Refiner(refine_mode, refine_sample_pixels, refine_threshold,
-                               refine_kernel_size, refine_prevent_oversampling)
-        self.refiner.backbone_scale = backbone_scale
+                               refine_kernel_size, refine_prevent_oversampling,
+                               backbone_scale=backbone_scale, onnx_compatible=onnx_compatible)
         # Integer reduction 1 / backbone_scale if there is one: traced graphs then take an exact
         # fast downsampling path when the input size allows it (see model.ops).
         reduction = 1 / backbone_scale

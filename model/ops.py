@@ -1,4 +1,4 @@
-"""Resampling (and a concat-free conv) for models exported to Paddle Inference.
+"""Resampling, a concat-free conv and patch write-back for models exported to Paddle Inference.
 
 Why: Paddle 3.3.1's Inference predictor with oneDNN (the fast CPU engine) cannot run a PIR model
 that contains `F.interpolate`: the oneDNN interp kernels are placed on the graph, and running
@@ -32,7 +32,9 @@ there are as few as possible; broadcasting multiplies such as (N, C, H, W) * (H,
 slower than plain ones, so none are used; `pad` is slow (mode='replicate') or crashes
 (the generic pad op), so edges are replicated and zero-padded with concat; a native op that
 reads a cond output directly fails, so each cond output first goes through a oneDNN op;
-empty tensors make oneDNN throw, so none are created.
+empty tensors make oneDNN throw, so none are created (the refiner's guard patch,
+`append_guard_patch`). paddle2onnx 2.1 converts index_put without broadcasting its indices
+(`index_put(expand_index=True)`).
 """
 import functools
 
@@ -281,3 +283,53 @@ def zero_pad(x, pad):
     x = paddle.concat([zeros_rows, x, zeros_rows], axis=2)
     zeros_cols = paddle.zeros([shape[0], shape[1], shape[2] + 2 * pad, pad], x.dtype)
     return paddle.concat([zeros_cols, x, zeros_cols], axis=3)
+
+
+def index_put(x, index, values, inplace=False, expand_index=False):
+    """paddle.index_put(x, index, values) with broadcast index tensors.
+
+    inplace: eager only, write into x itself (to_static refuses in-place ops on views).
+    expand_index: materialise the index tensors at the full shape of `values`: paddle2onnx 2.1
+    converts index_put without broadcasting its indices.
+    """
+    if expand_index:
+        shape = values.shape if not _traced() else paddle.shape(values)
+        index = tuple(paddle.expand(i, shape) for i in index)
+    if inplace and not _traced():
+        return paddle.index_put_(x, index, values)
+    return paddle.index_put(x, index, values)
+
+
+def nothing_selected(idx):
+    """True if no patch is selected (eager); always False when traced: a graph cannot skip the
+    refinement, so it refines at least the guard patch (`append_guard_patch`)."""
+    return not _traced() and idx.shape[0] == 0
+
+
+def append_guard_patch(idx):
+    """Traced: the (P, 3) patch locations plus one guard patch at (0, 0, 0); eager: idx.
+
+    Ops on empty batches fail in oneDNN, and a traced graph cannot branch on the number of
+    selected patches, so it always refines one more patch. `resolve_guard_patch` then gives
+    that patch the values it must write back.
+    """
+    if not _traced():
+        return idx
+    return paddle.concat([idx, paddle.zeros([1, 3], idx.dtype)])
+
+
+def resolve_guard_patch(patches, images, ref):
+    """Traced: the refined (P + 1, C, 4, 4) patches with the guard patch (the last) replaced by
+    what `images` (concatenated along channels) already hold at (0, 0, 0) unless that location
+    is selected in `ref` (then a real patch there carries the same values); eager: patches.
+
+    A gather rather than a branch, so no tensor is ever empty.
+    """
+    if not _traced():
+        return patches
+    keep = paddle.concat([img[0:1, :, 0:4, 0:4] for img in images], axis=1)
+    count = paddle.shape(patches)[0:1].astype('int64')
+    rows = paddle.arange(count[0], dtype='int64')
+    unselected = (ref[0, 0, 0, 0] <= 0).astype('int64')
+    rows = rows + (rows == count - 1).astype('int64') * unselected
+    return paddle.gather(paddle.concat([patches, keep]), rows)

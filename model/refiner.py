@@ -16,7 +16,7 @@ patches rather than with the image:
 * patches are written back with one index_put on the image (no full-resolution transposes).
 
 The same code runs eagerly and when traced for export (sizes from `paddle.shape`, no branch on
-the number of patches: see `Refiner.forward`).
+the number of patches: the exporter workarounds are in `model.ops`).
 """
 import math
 
@@ -25,11 +25,10 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .ops import (conv_parts, downsample_bilinear, resize_bilinear, source_coords,
-                  upsample_nearest2x, zero_pad)
+from .ops import (append_guard_patch, conv_parts, downsample_bilinear, index_put, nothing_selected,
+                  resize_bilinear, resolve_guard_patch, source_coords, upsample_nearest2x, zero_pad)
+from .options import REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
 from .utils import batch_size, spatial_size
-
-REFINE_MODES = ('full', 'sampling', 'thresholding')
 
 
 def _block_table_kernel():
@@ -87,8 +86,8 @@ def replace_patches(x, patches, idx, inplace=False, expand_index=False):
 
     One `index_put` with broadcast index tensors (b, c, row, column) of shapes (P, 1, 1, 1),
     (1, C, 1, 1), (P, 1, p, 1), (P, 1, 1, p): nothing of image size is built besides the result
-    (the official scatter_nd, and earlier versions of this port, viewed the whole image as
-    rows of patches: two full-resolution transposes).
+    (the official scatter_nd views the whole image as rows of patches: two full-resolution
+    transposes).
     """
     C, p = patches.shape[1], patches.shape[3]
     offsets = paddle.arange(p, dtype='int64')
@@ -96,13 +95,7 @@ def replace_patches(x, patches, idx, inplace=False, expand_index=False):
              paddle.arange(C, dtype='int64').reshape([1, C, 1, 1]),
              (idx[:, 1:2] * p + offsets).reshape([-1, 1, p, 1]),
              (idx[:, 2:3] * p + offsets).reshape([-1, 1, 1, p]))
-    patches = patches.astype(x.dtype)
-    if expand_index:
-        shape = paddle.shape(patches) if not paddle.in_dynamic_mode() else patches.shape
-        index = tuple(paddle.expand(i, shape) for i in index)
-    if inplace and paddle.in_dynamic_mode():
-        return paddle.index_put_(x, index, patches)
-    return paddle.index_put(x, index, patches)
+    return index_put(x, index, patches.astype(x.dtype), inplace, expand_index)
 
 
 class Refiner(nn.Layer):
@@ -115,6 +108,8 @@ class Refiner(nn.Layer):
         threshold: error threshold in 'thresholding' mode.
         kernel_size: 3 (the paper) or 1 (faster, less context).
         prevent_oversampling: in 'sampling' mode, skip selected patches whose error is 0.
+        backbone_scale: coarse resolution / full resolution, if known (a hint for traced graphs).
+        onnx_compatible: trace a graph that paddle2onnx can convert (same results).
 
     Inputs:
         src, bgr: (B, 3, H, W) full resolution, H and W divisible by 4.
@@ -125,12 +120,14 @@ class Refiner(nn.Layer):
         1 where a 4x4 patch was refined, else 0.
     """
 
-    def __init__(self, mode='sampling', sample_pixels=80_000, threshold=0.1, kernel_size=3,
-                 prevent_oversampling=True):
+    def __init__(self, mode=REFINE_DEFAULTS.refine_mode, sample_pixels=REFINE_DEFAULTS.refine_sample_pixels,
+                 threshold=REFINE_DEFAULTS.refine_threshold, kernel_size=REFINE_DEFAULTS.refine_kernel_size,
+                 prevent_oversampling=REFINE_DEFAULTS.refine_prevent_oversampling, backbone_scale=None,
+                 onnx_compatible=False):
         super().__init__()
         if mode not in REFINE_MODES:
             raise ValueError(f'refine_mode must be one of {REFINE_MODES}, got {mode!r}')
-        if kernel_size not in (1, 3):
+        if kernel_size not in REFINE_KERNEL_SIZES:
             raise ValueError(f'refine_kernel_size must be 1 or 3, got {kernel_size!r}')
         if mode == 'sampling' and sample_pixels < 16:
             raise ValueError(f'refine_sample_pixels must be at least 16 (one 4x4 patch), got {sample_pixels}')
@@ -139,12 +136,12 @@ class Refiner(nn.Layer):
         self.threshold = threshold
         self.kernel_size = kernel_size
         self.prevent_oversampling = prevent_oversampling
-        # Coarse resolution / full resolution when known (MattingRefine sets it). Only a hint
+        # Coarse resolution / full resolution when known (MattingRefine passes it). Only a hint
         # for traced graphs: it selects fast exact resampling paths and bounds the coarse window
         # size; the results do not depend on it. Not a parameter (state dict unchanged).
-        self.backbone_scale = None
-        # Trace a graph that paddle2onnx can convert (utils.export sets it for ONNX exports).
-        self.onnx_compatible = False
+        self.backbone_scale = backbone_scale
+        # Trace a graph that paddle2onnx can convert (exports for ONNX ask for it).
+        self.onnx_compatible = onnx_compatible
 
         channels = [32, 24, 16, 12, 4]
         self.conv1 = nn.Conv2D(channels[0] + 6 + 4, channels[1], kernel_size, bias_attr=False)
@@ -201,34 +198,19 @@ class Refiner(nn.Layer):
         factor = self._factor(1)
         pha_out = resize_bilinear(pha, [H, W], factor=factor)
         fgr_out = resize_bilinear(fgr, [H, W], factor=factor)
-        if traced or idx.shape[0] > 0:
+        if not nothing_selected(idx):
             pha_out, fgr_out = self._refine_and_replace(src, bgr, pha, fgr, hid, idx, ref,
                                                         pha_out, fgr_out)
         return pha_out, fgr_out, ref
 
     def _refine_and_replace(self, src, bgr, pha, fgr, hid, idx, ref, pha_out, fgr_out):
         """Refine the patches at idx and write them into the upsampled pha_out, fgr_out."""
-        traced = not paddle.in_dynamic_mode()
-        if traced:
-            # A traced graph cannot skip the refinement when no patch is selected, and ops on
-            # empty batches fail in oneDNN: append one extra patch at location (0, 0, 0), refined
-            # like the others. It is written back with what belongs there: its refined values
-            # if (0, 0, 0) is selected (then a real patch there carries the same values), else
-            # the upsampled values the location already has.
-            idx = paddle.concat([idx, paddle.zeros([1, 3], idx.dtype)])
+        idx = append_guard_patch(idx)  # traced graphs always refine one more patch
         patches = self._refine_patches(src, bgr, pha, fgr, hid, idx)  # (P, 4, 4, 4)
-        if traced:
-            keep = paddle.concat([pha_out[0:1, :, 0:4, 0:4], fgr_out[0:1, :, 0:4, 0:4]], axis=1)
-            # row r of the result is patches[r], except the extra one takes `keep` (row P) when
-            # (0, 0, 0) is not selected: a gather, so no tensor is ever empty
-            count = paddle.shape(patches)[0:1].astype('int64')
-            rows = paddle.arange(count[0], dtype='int64')
-            unselected = (ref[0, 0, 0, 0] <= 0).astype('int64')
-            rows = rows + (rows == count - 1).astype('int64') * unselected
-            patches = paddle.gather(paddle.concat([patches, keep]), rows)
-        # the upsampled images are ours: write in place when no gradient needs them (eager only:
-        # to_static refuses in-place ops on views)
-        inplace = not traced and not paddle.is_grad_enabled()
+        patches = resolve_guard_patch(patches, (pha_out, fgr_out), ref)
+        # the upsampled images are ours: write in place when no gradient needs them (index_put
+        # does so eagerly only)
+        inplace = not paddle.is_grad_enabled()
         expand = self.onnx_compatible
         return (replace_patches(pha_out, patches[:, :1], idx, inplace, expand),
                 replace_patches(fgr_out, patches[:, 1:], idx, inplace, expand))

@@ -1,10 +1,10 @@
-"""Tests of utils/alignment.py (--preprocess-alignment): plates shot from a slightly different
+"""Tests of utils/predict/alignment.py (--preprocess-alignment): plates shot from a slightly different
 position are warped onto the source frame; featureless plates fall back with a reason."""
 import cv2
 import numpy as np
 import pytest
 
-from utils.alignment import align_background, estimate_homography, warp_background
+from utils.predict.alignment import align_background, estimate_homography, warp_background
 
 
 def textured(rng, h, w):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from utils.baseline import difference_key, main
+from utils.evaluation.baseline import difference_key, main
 from utils.image_io import read_image, write_image
 
 

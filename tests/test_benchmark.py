@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from utils.benchmark import REFERENCE_ROWS, build_parser, configurations
+from utils.deploy.benchmark import REFERENCE_ROWS, build_parser, configurations
 
 
 def test_preset_issue4_has_the_five_reference_rows_per_engine():

@@ -13,8 +13,9 @@ import pytest
 from conftest import ROOT
 from model import MattingBase, MattingRefine
 from torch_format import paddle_to_official_state_dict, save_torch_zip
-from utils.convert_weights import (CheckpointError, build_model, convert_checkpoint,
-                                   load_matched_state_dict, load_weights, read_torch_checkpoint)
+from model.weights import (CheckpointError, build_model, load_matched_state_dict, load_weights,
+                           read_torch_checkpoint)
+from utils.convert_weights import convert_checkpoint
 
 
 def _official_checkpoint(path, model):
@@ -135,7 +136,7 @@ def test_dict_wrapped_and_dataparallel_checkpoints(tmp_path):
 
 def test_cli_reduces_a_training_checkpoint_to_model_weights(tmp_path):
     """How the default checkpoint was made: a train.py checkpoint -> the model weights only."""
-    from utils.train_checkpoint import save_checkpoint
+    from utils.training.checkpoint import save_checkpoint
     paddle.seed(3)
     model = MattingRefine('mobilenetv2', refine_kernel_size=1)
     optimizer = paddle.optimizer.Adam(parameters=model.parameters())

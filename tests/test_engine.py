@@ -1,4 +1,4 @@
-"""utils.engine: one numpy interface over the dygraph model and exported Paddle Inference models."""
+"""utils.deploy.engine: one numpy interface over the dygraph model and exported Paddle Inference models."""
 import os
 import shutil
 import warnings
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import MOBILENET_REF
-from utils.engine import (OUTPUT_NAMES, DygraphEngine, InferenceEngine, cpu_supports_bfloat16,
+from utils.deploy.engine import (OUTPUT_NAMES, DygraphEngine, InferenceEngine, cpu_supports_bfloat16,
                           create_engine)
-from utils.export import ExportError
+from utils.deploy.export import ExportError
 
 OPTIONS = dict(refine_mode='sampling', refine_sample_pixels=4_000)
 
@@ -58,12 +58,12 @@ def test_auto_is_inference_on_the_cpu(weights):
 
 
 def test_auto_falls_back_to_dygraph_with_a_warning(weights, monkeypatch):
-    import utils.export
+    import utils.deploy.export
 
     def broken(*args, **kwargs):
         raise RuntimeError('simulated predictor failure')
 
-    monkeypatch.setattr(utils.export, 'cached_export', broken)
+    monkeypatch.setattr(utils.deploy.export, 'cached_export', broken)
     with pytest.warns(RuntimeWarning, match='simulated predictor failure'):
         engine = create_engine(weights, engine='auto', **OPTIONS)
     assert isinstance(engine, DygraphEngine)
@@ -72,7 +72,7 @@ def test_auto_falls_back_to_dygraph_with_a_warning(weights, monkeypatch):
 
 
 def test_auto_reports_bad_weights_instead_of_falling_back(tmp_path):
-    from utils.convert_weights import CheckpointError
+    from model.weights import CheckpointError
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # no fallback warning either
         with pytest.raises(CheckpointError, match='no such file'):

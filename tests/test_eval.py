@@ -1,4 +1,4 @@
-"""Tests of the evaluation protocol (utils/evaluation.py) and eval.py on a tiny dataset in
+"""Tests of the evaluation protocol (utils/evaluation/) and eval.py on a tiny dataset in
 the PhotoMatte85 layout (RGBA PNG foregrounds + a background folder) made by the tests."""
 import csv
 import json
@@ -12,8 +12,8 @@ import pytest
 import eval as eval_script
 from utils import evaluation as E
 from utils.image_io import read_image, to_uint8, write_image
-from utils.metrics import METRIC_NAMES
-from utils.trimap import make_trimap
+from utils.evaluation.metrics import METRIC_NAMES
+from utils.evaluation.trimap import make_trimap
 
 HEIGHT, WIDTH = 66, 98  # not multiples of 4, so the crop is exercised
 
@@ -270,6 +270,19 @@ def random_weights(tmp_path):
     path = str(tmp_path / 'random_mobilenetv2.pdparams')
     paddle.save(net.state_dict(), path)
     return path
+
+
+def test_eval_scores_the_exported_graph_like_the_dygraph_model(dataset, tmp_path, random_weights):
+    """--engine inference runs the graph predict.py runs on the CPU; it scores as dygraph does."""
+    common = ['--data-dir', dataset['fgr'], '--bgr-dir', dataset['bgr'], '--weights', random_weights,
+              '--cache-dir', str(tmp_path / 'cache'), '--log-dir', str(tmp_path / 'log'), '--no-progress']
+    assert eval_script.main(common + ['--run-name', 'dygraph']) == 0
+    assert eval_script.main(common + ['--run-name', 'exported', '--engine', 'inference']) == 0
+    with open(tmp_path / 'log' / 'dygraph.json') as f1, open(tmp_path / 'log' / 'exported.json') as f2:
+        eager, exported = json.load(f1), json.load(f2)
+    assert exported['model']['engine'] == 'inference' and eager['model']['engine'] == 'dygraph'
+    for metric, value in eager['metrics'].items():
+        assert exported['metrics'][metric] == pytest.approx(value, rel=1e-3, abs=1e-3), metric
 
 
 def test_model_evaluation_end_to_end_is_repeatable(dataset, tmp_path, random_weights, capsys):

@@ -1,7 +1,7 @@
 """Exported Paddle Inference models (oneDNN) give the dygraph outputs within 1e-5.
 
 Each refine mode of the 256x384 parity case is exported from the official-format reference
-checkpoint and run by utils.engine.InferenceEngine with oneDNN on; every output must be within
+checkpoint and run by utils.deploy.engine.InferenceEngine with oneDNN on; every output must be within
 1e-5 of the dygraph model and ref_sm identical (so also within the parity tolerance of the
 official outputs). The 720x1280 case (odd decoder sizes: the general resampling path), the
 kernel-1 refiner, a batch of 2, the no-patch case and the export folder itself are covered too.
@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import MOBILENET_REF, require_reference
-from utils.convert_weights import build_model, convert_state_dict, read_torch_checkpoint, save_pdparams
-from utils.engine import OUTPUT_NAMES, DygraphEngine, InferenceEngine
-from utils.export import (METADATA_FILE, ExportError, cached_export, export_model, load_metadata,
+from model.weights import build_model, convert_state_dict, read_torch_checkpoint
+from utils.convert_weights import save_pdparams
+from utils.deploy.engine import OUTPUT_NAMES, DygraphEngine, InferenceEngine
+from utils.deploy.export import (METADATA_FILE, ExportError, cached_export, export_model, load_metadata,
                           main as export_main)
 
 TOLERANCE = 1e-5   # exported vs dygraph

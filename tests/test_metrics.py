@@ -1,4 +1,4 @@
-"""Tests of utils/metrics.py and utils/trimap.py.
+"""Tests of utils/evaluation/metrics.py and utils/evaluation/trimap.py.
 
 Each metric is checked on small cases worked out by hand and against a second,
 deliberately naive implementation written here from the MATLAB definitions (explicit
@@ -10,8 +10,8 @@ from collections import deque
 import numpy as np
 import pytest
 
-from utils import metrics as M
-from utils.trimap import make_trimap
+from utils.evaluation import metrics as M
+from utils.evaluation.trimap import make_trimap
 
 
 def unknown(shape):

@@ -16,7 +16,7 @@ import pytest
 from conftest import MOBILENET_REF, ROOT, require_reference
 from model import MattingBase, MattingRefine
 from model.refiner import Refiner
-from utils.convert_weights import convert_state_dict, read_torch_checkpoint
+from model.weights import convert_state_dict, read_torch_checkpoint
 
 TOLERANCE = 1e-4
 MODES = {

@@ -142,7 +142,7 @@ def test_pth_weights_and_pdparams_agree(pair, reference_weights, converted_weigh
 
 def test_exported_model_round_trip(pair, converted_weights, tmp_path):
     """export -> predict --inference-model gives the dygraph result; --engine inference/auto too."""
-    from utils.export import export_model
+    from utils.deploy.export import export_model
     src, bgr = pair
     export_dir = str(tmp_path / 'export')
     export_model(converted_weights, export_dir, refine_mode='sampling', refine_sample_pixels=80_000)

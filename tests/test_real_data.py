@@ -166,7 +166,7 @@ def test_eval_real_without_prepared_set_is_one_line(tmp_path):
 
 
 def test_build_datasets_real(photos_root, tmp_path):
-    from utils.train_data import REAL_PHOTOS, build_datasets
+    from dataset.batches import REAL_PHOTOS, build_datasets
     root, _ = photos_root
     os.symlink(root, tmp_path / REAL_PHOTOS)  # the photos under a data root, as train.py finds them
     train, valid = build_datasets('real', (64, 64), 4, seed=0, synthetic_length=10, data_root=str(tmp_path))

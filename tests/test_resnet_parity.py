@@ -4,7 +4,7 @@ tests/data/resnet_reference.npz holds the official code's outputs (made by
 tools/make_resnet_reference.py with torch) for seeded numpy weights. Here the same weights are
 regenerated with tests/resnet_reference_weights.py, written as an official-format checkpoint
 (torch's zip layout, official names, num_batches_tracked included), read back through our
-converter (`utils.convert_weights.load_weights`), and our models must give: ref_sm identical
+converter (`model.load_weights`), and our models must give: ref_sm identical
 (the same patches refined), every other output within 1e-4. The measured maximum differences
 are printed (pytest -s). One MattingRefine is built per backbone; each mode gets its own Refiner
 (loaded with the same refiner weights), as building a ResNet-101 per mode is slow. MattingBase is
@@ -24,7 +24,7 @@ from conftest import ROOT
 from model import MattingBase, MattingRefine, Refiner
 from resnet_reference_weights import make_weights, weights_digest
 from torch_format import save_torch_zip
-from utils.convert_weights import load_weights, torch_key_to_paddle
+from model.weights import load_weights, torch_key_to_paddle
 
 TOLERANCE = 1e-4
 REFERENCE = os.environ.get('BGMV2_RESNET_REFERENCE',

@@ -1,4 +1,4 @@
-"""Tests of the training code (train.py, utils/training.py and its helpers), on tiny synthetic data.
+"""Tests of the training code (train.py, utils/training/loop.py and its helpers), on tiny synthetic data.
 
 Sizes are kept tiny (64x64 images, MobileNetV2, batch 2, a few steps) so that the whole file
 runs in a few minutes on two busy CPU cores.
@@ -20,10 +20,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
-from utils.train_checkpoint import load_checkpoint  # noqa: E402
-from utils.train_data import MattingBatches  # noqa: E402
-from utils.train_losses import compute_loss_base, loss_terms_base, loss_terms_refine, sobel  # noqa: E402
-from utils.training import STAGES, build_model, build_optimizer, forward_losses  # noqa: E402
+from utils.training.checkpoint import load_checkpoint  # noqa: E402
+from dataset.batches import MattingBatches  # noqa: E402
+from utils.training.losses import compute_loss_base, loss_terms_base, loss_terms_refine, sobel  # noqa: E402
+from utils.training.loop import STAGES, build_optimizer, forward_losses, new_model  # noqa: E402
 
 
 def tiny_args(tmp_path, name, stage='base', *extra, steps_per_epoch=4, epochs=1):
@@ -102,7 +102,7 @@ def test_losses_vanish_for_a_perfect_prediction_and_err_target_is_detached_in_ba
 @pytest.mark.parametrize('stage', ['base', 'refine'])
 def test_optimizer_uses_the_papers_learning_rate_per_part(stage):
     paddle.seed(0)
-    model = build_model(model_args(stage))
+    model = new_model(model_args(stage))
     optimizer = build_optimizer(model, STAGES[stage]['lrs'])
     before = {part: getattr(model, part).parameters()[0].numpy().copy() for part in STAGES[stage]['lrs']}
     # Batch 2 and 128 px: big enough that no BatchNorm normalises a single value (zero gradient).
@@ -119,7 +119,7 @@ def test_optimizer_uses_the_papers_learning_rate_per_part(stage):
 def test_batches_are_a_function_of_seed_epoch_and_index():
     from dataset.synthetic import SyntheticMattingDataset
     data = SyntheticMattingDataset(8, (32, 32), seed=0)
-    from utils.train_data import BatchAugment
+    from dataset.batches import BatchAugment
     a = MattingBatches(data, 2, seed=5, augment=BatchAugment((16, 32)))
     b = MattingBatches(data, 2, seed=5, augment=BatchAugment((16, 32)))
     a.set_epoch(1)
@@ -140,7 +140,7 @@ def test_batches_are_a_function_of_seed_epoch_and_index():
 def test_overfitting_a_tiny_batch_lowers_the_loss_several_fold():
     from dataset.synthetic import SyntheticMattingDataset
     paddle.seed(0)
-    model = build_model(model_args('base'))
+    model = new_model(model_args('base'))
     model.train()
     optimizer = build_optimizer(model, STAGES['base']['lrs'])
     batch = [paddle.to_tensor(x) for x in MattingBatches(SyntheticMattingDataset(2, (64, 64), seed=3), 2,
@@ -192,7 +192,7 @@ def test_run_writes_full_checkpoints_and_a_latest_pointer(logged_run):
     assert state['meta']['lrs'] == dict(STAGES['base']['lrs'])
     assert any(k.startswith('backbone.') and '::moment1' in k for k in state['optimizer'])
     # Loadable as plain weights too (predict.py, the next stage).
-    from utils.convert_weights import load_weights
+    from model.weights import load_weights
     weights, config = load_weights(str(folder / 'epoch-0.pdparams'))
     assert config['backbone'] == 'mobilenetv2' and config['model_type'] == 'base'
     assert not list(glob.glob(str(folder / '*.tmp*')))
@@ -200,7 +200,7 @@ def test_run_writes_full_checkpoints_and_a_latest_pointer(logged_run):
 
 def test_validation_subset_is_fixed():
     """Runs with different seeds validate on the very same images, so their numbers are comparable."""
-    from utils.train_data import build_datasets
+    from dataset.batches import build_datasets
     _, valid_a = build_datasets('synthetic', (64, 64), 2, seed=0)
     _, valid_b = build_datasets('synthetic', (64, 64), 2, seed=7)
     for x, y in zip(as_list(valid_a), as_list(valid_b)):
@@ -314,7 +314,7 @@ def test_base_stage_starts_from_pretrained_weights(tmp_path, capsys):
     DeepLabV3 conversion gives: backbone and ASPP, no decoder)."""
     from utils.convert_weights import save_pdparams
     paddle.seed(1)
-    donor = build_model(model_args('base')).state_dict()
+    donor = new_model(model_args('base')).state_dict()
     partial = {k: v.numpy() for k, v in donor.items() if k.startswith(('backbone.', 'aspp.'))}
     path = str(tmp_path / 'deeplabv3.pdparams')
     save_pdparams(partial, path)
@@ -397,7 +397,7 @@ def test_two_cpu_processes_with_paddle_distributed_launch(tmp_path):
 
 
 def test_prune_keeps_the_newest_the_latest_and_epoch_ends(tmp_path):
-    from utils.train_checkpoint import LATEST, prune_checkpoints
+    from utils.training.checkpoint import LATEST, prune_checkpoints
     names = ['epoch-0-step-100.pdparams', 'epoch-0-step-200.pdparams', 'epoch-0.pdparams',
              'epoch-1-step-300.pdparams', 'epoch-1-step-400.pdparams', 'epoch-1-step-500.pdparams']
     for name in names:

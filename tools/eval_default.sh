@@ -41,5 +41,5 @@ python eval.py $DATA --weights "$WEIGHTS" --refine-sample-pixels 80000 --run-nam
 # shellcheck disable=SC2086
 BENCH=$(python eval.py $DATA --prepare-only --no-progress | tail -n 1)
 rm -rf "log/baseline-pred-$RUN"
-python -m utils.baseline "$BENCH/src" "$BENCH/bgr" "log/baseline-pred-$RUN"
+python -m utils.evaluation.baseline "$BENCH/src" "$BENCH/bgr" "log/baseline-pred-$RUN"
 python eval.py --pred-dir "log/baseline-pred-$RUN" --gt-dir "$BENCH" --run-name "baseline-$RUN" --no-progress

@@ -104,11 +104,11 @@ run(f'python train.py --stage base --dataset-name synthetic --model-backbone mob
 print(sorted(os.listdir(os.path.join(OUT, 'checkpoint', 'notebook-demo'))))"""),
     ('md', """## 6. Export for deployment
 
-`python -m utils.export` writes a Paddle Inference model (inputs `src`, `bgr` of any size, the
+`python -m utils.deploy.export` writes a Paddle Inference model (inputs `src`, `bgr` of any size, the
 refine options baked in); `predict.py --inference-model DIR` runs it with Paddle Inference
 (oneDNN on the CPU)."""),
     ('code', """EXPORT = os.path.join(OUT, 'export', 'mobilenetv2')
-run(f'python -m utils.export {WEIGHTS} {EXPORT}')
+run(f'python -m utils.deploy.export {WEIGHTS} {EXPORT}')
 run(f'python predict.py --inference-model {EXPORT} --output-dir {OUT}/image_exported --overwrite {size}')
 print(sorted(os.listdir(os.path.join(OUT, 'image_exported'))))"""),
 ]

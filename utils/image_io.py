@@ -20,6 +20,26 @@ def is_image_file(path):
     return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def list_images(folder, recursive=False):
+    """Image files in `folder` (hidden files skipped), as paths relative to it, sorted.
+
+    recursive: also in subfolders (symlinks followed); the relative paths then use '/'
+    separators, so the order is the same on every machine and a pha folder and a fgr folder
+    with the same layout pair up file by file.
+    """
+    if not recursive:
+        return sorted(name for name in os.listdir(folder)
+                      if not name.startswith('.') and is_image_file(name)
+                      and os.path.isfile(os.path.join(folder, name)))
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames.sort()
+        for name in filenames:
+            if is_image_file(name) and not name.startswith('.'):
+                found.append(os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, '/'))
+    return sorted(found)
+
+
 def _to_float(img, path):
     if img.dtype == np.uint8:
         return img.astype(np.float32) / 255.0

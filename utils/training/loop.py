@@ -6,13 +6,13 @@ This follows the official train_base.py / train_refine.py:
   ASPP 5e-4, decoder 5e-4; refine: backbone 5e-5, ASPP 5e-5, decoder 1e-4, refiner 3e-4;
 * per step: one random crop size for the whole batch (base 256-512 px, refine 1024-2048 px),
   a shadow cast on the source's background, noise on source and plate, colour jitter and a
-  small affine warp of the plate (`utils.train_data.BatchAugment`);
-* the official losses (`utils.train_losses`);
+  small affine warp of the plate (`dataset.batches.BatchAugment`);
+* the official losses (`utils.training.losses`);
 * mixed precision (paddle.amp) on GPU; data parallel training with `paddle.DataParallel`
   (SyncBatchNorm on GPU) when started by `python -m paddle.distributed.launch`.
 
 Additions for a reproducible, interruptible run: full checkpoints (model, optimizer, loss
-scaler, progress, RNG states; `utils.train_checkpoint`) with `--resume`; SIGINT/SIGTERM stop
+scaler, progress, RNG states; `utils.training.checkpoint`) with `--resume`; SIGINT/SIGTERM stop
 after the current step and save; every batch is a pure function of (seed, epoch, batch), so
 2 steps + resume + 2 steps gives the weights of 4 steps; validation on a fixed, seeded
 subset; VisualDL logs under log/<model-name>/ and a console line per log interval with
@@ -34,15 +34,15 @@ import paddle
 import paddle.distributed as dist
 
 from model import MattingBase, MattingRefine
-from utils.convert_weights import (CheckpointError, convert_deeplabv3_state_dict, load_matched_state_dict,
-                                   load_weights, read_torch_checkpoint)
-from utils.train_checkpoint import (checkpoint_name, latest_checkpoint, load_checkpoint, prune_checkpoints,
+from model.weights import (CheckpointError, convert_deeplabv3_state_dict, load_matched_state_dict, load_weights,
+                           read_torch_checkpoint)
+from utils.training.checkpoint import (checkpoint_name, latest_checkpoint, load_checkpoint, prune_checkpoints,
                                     resolve_checkpoint_path, restore_optimizer_state, save_checkpoint,
                                     set_rng_state)
-from utils.train_data import GENERATED, BatchAugment, MattingBatches, build_datasets
-from utils.train_losses import loss_terms_base, loss_terms_refine
+from dataset.batches import GENERATED, BatchAugment, MattingBatches, build_datasets
+from utils.training.losses import loss_terms_base, loss_terms_refine
 
-__all__ = ['STAGES', 'TrainingError', 'TrainResult', 'fill_stage_defaults', 'build_model', 'build_optimizer',
+__all__ = ['STAGES', 'TrainingError', 'TrainResult', 'fill_stage_defaults', 'new_model', 'build_optimizer',
            'forward_losses', 'StopRequest', 'make_grid', 'validate', 'Trainer', 'train']
 
 # Per-stage settings of the official scripts. 'lrs' are Adam learning rates per model part;
@@ -121,7 +121,7 @@ def _check_args(args, world_size):
 # Model and optimizer
 # ---------------------------------------------------------------------------------------------
 
-def build_model(args):
+def new_model(args):
     """MattingBase(backbone) for the base stage, MattingRefine(...) with the refine options otherwise."""
     if args.stage == 'base':
         return MattingBase(args.model_backbone)
@@ -470,7 +470,7 @@ class Trainer:
         Returns the checkpoint dict when resuming, else None.
         """
         args = self.args
-        self.model = build_model(args)
+        self.model = new_model(args)
         resume_state = None
         if args.resume:
             path = latest_checkpoint(self.checkpoint_dir)

@@ -12,7 +12,7 @@ A checkpoint file is a dict saved with ``paddle.save``::
      'scaler': GradScaler state or {}, 'rng': pickled (python, numpy, paddle) RNG states as a
      uint8 array, 'meta': {'step', 'epoch', 'batch', 'stage', 'lrs', 'args', ...}}
 
-Its 'model' entry makes it loadable anywhere weights are (``utils.convert_weights.load_weights``
+Its 'model' entry makes it loadable anywhere weights are (``model.load_weights``
 treats a dict with a 'model' dict as a training checkpoint), e.g. by predict.py or as the
 ``--model-last-checkpoint`` of the next training stage.
 
@@ -36,8 +36,8 @@ import shutil
 import numpy as np
 import paddle
 
-from utils.convert_weights import CheckpointError
-from utils.export import CACHE_SUFFIX
+from model.weights import CheckpointError
+from utils.deploy.export import CACHE_SUFFIX
 from utils.image_io import atomic_write_bytes
 
 __all__ = ['LATEST', 'checkpoint_name', 'get_rng_state', 'set_rng_state', 'portable_optimizer_state',

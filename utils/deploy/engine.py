@@ -7,7 +7,7 @@ benchmark do not care which one runs:
     out = engine(src, bgr)   # src, bgr: (B, 3, H, W) float32 in [0, 1], H and W divisible by 4
     out['pha'], out['fgr'], out['pha_sm'], out['fgr_sm'], out['err_sm'], out['ref_sm']
 
-    engine = InferenceEngine('export_dir')   # a model written by `python -m utils.export`
+    engine = InferenceEngine('export_dir')   # a model written by `python -m utils.deploy.export`
     engine.options                            # the model options baked into it
 
 Engines: DygraphEngine (the Paddle model run eagerly) and InferenceEngine (an exported model
@@ -20,14 +20,21 @@ import warnings
 
 import numpy as np
 
-OUTPUT_NAMES = ('pha', 'fgr', 'pha_sm', 'fgr_sm', 'err_sm', 'ref_sm')
+from model.options import BASE_OUTPUT_NAMES, OUTPUT_NAMES
+
 DEVICES = ('cpu', 'gpu')
 PRECISIONS = ('float32', 'float16', 'bfloat16')
-ENGINES = ('dygraph', 'inference', 'auto')
+ENGINES = ('auto', 'inference', 'dygraph')
 # Paddle 3.3.1 oneDNN pass that builds an invalid program from our transpose + reshape chains
 # with dynamic shapes ("The type tensor<-1x12xf32> of outputs[0][0] must be equal to type
 # tensor<-1x-1x-1x2x2x3xf32> of inputs[0]"); the rest of the oneDNN pipeline is kept.
 ONEDNN_DELETED_PASSES = ('operator_reshape_onednn_fuse_pass',)
+
+
+def default_device():
+    """Paddle's default device: 'gpu' on a GPU build with a GPU, else 'cpu'."""
+    import paddle
+    return paddle.device.get_device().split(':')[0]
 
 
 def set_device(device):
@@ -42,13 +49,14 @@ def set_device(device):
 
 
 class DygraphEngine:
-    """Runs a MattingRefine layer eagerly (paddle dygraph).
+    """Runs a MattingRefine (or MattingBase) layer eagerly (paddle dygraph).
 
     Args:
-        model: a MattingRefine in eval mode (e.g. from utils.convert_weights.build_model).
+        model: a MattingRefine or MattingBase in eval mode (e.g. from model.build_model).
         device: 'cpu' or 'gpu'.
         precision: 'float32', or 'float16' (GPU, through paddle.amp auto_cast).
-    Call: (src, bgr) numpy (B, 3, H, W) float32 -> dict of numpy outputs (OUTPUT_NAMES).
+    Call: (src, bgr) numpy (B, 3, H, W) float32 -> dict of numpy outputs (OUTPUT_NAMES, or
+    BASE_OUTPUT_NAMES for a MattingBase).
     """
 
     def __init__(self, model, device='cpu', precision='float32'):
@@ -58,7 +66,9 @@ class DygraphEngine:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if precision == 'float16' and device != 'gpu':
             raise ValueError('float16 runs on the GPU only (--device gpu); use float32 on the CPU')
+        from model import MattingRefine
         self.model = model
+        self.output_names = OUTPUT_NAMES if isinstance(model, MattingRefine) else BASE_OUTPUT_NAMES
         self.device = device
         self.precision = precision
         self._paddle = paddle
@@ -75,14 +85,14 @@ class DygraphEngine:
                 dtype = 'float16' if self.precision == 'float16' else 'bfloat16'
                 with paddle.amp.auto_cast(level=level, dtype=dtype):
                     outputs = self.model(src_t, bgr_t)
-        return {name: out.astype('float32').numpy() for name, out in zip(OUTPUT_NAMES, outputs)}
+        return {name: out.astype('float32').numpy() for name, out in zip(self.output_names, outputs)}
 
 
 class InferenceEngine:
-    """Runs an exported model (`python -m utils.export`) with Paddle Inference.
+    """Runs an exported model (`python -m utils.deploy.export`) with Paddle Inference.
 
     Args:
-        model_dir: folder written by utils.export (model.json, model.pdiparams, export.json).
+        model_dir: folder written by utils.deploy.export (model.json, model.pdiparams, export.json).
         device: 'cpu' (oneDNN unless onednn=False) or 'gpu' (TensorRT if tensorrt=True).
         precision: 'float32'; 'bfloat16' on the CPU (oneDNN bf16 kernels; needs a CPU with
             avx512_bf16 / AMX); 'float16' on the GPU.
@@ -98,7 +108,7 @@ class InferenceEngine:
     def __init__(self, model_dir, device='cpu', precision='float32', threads=None, onednn=True,
                  tensorrt=False, gpu_memory_mb=512, gpu_id=0):
         import paddle.inference as paddle_infer
-        from utils.export import load_metadata
+        from utils.deploy.export import load_metadata
         if device not in DEVICES:
             raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
         if precision not in PRECISIONS:
@@ -130,9 +140,11 @@ class InferenceEngine:
                                f'expected {len(OUTPUT_NAMES)}; re-export the weights')
 
     def __call__(self, src, bgr):
+        from model import check_inputs
         src = np.ascontiguousarray(src, dtype=np.float32)
         bgr = np.ascontiguousarray(bgr, dtype=np.float32)
-        check_inputs(src, bgr)
+        # the dygraph model checks its inputs itself; an exported graph cannot
+        check_inputs(src, bgr, multiple=4)
         for handle, array in zip(self._inputs, (src, bgr)):
             handle.reshape(array.shape)
             handle.copy_from_cpu(array)
@@ -180,21 +192,6 @@ def predictor_config(program, params, device='cpu', precision='float32', threads
     return config, threads
 
 
-def check_inputs(src, bgr):
-    """ValueError unless src, bgr are (B, 3, H, W) of one shape, H and W divisible by 4.
-
-    The dygraph model checks this itself; an exported graph cannot, so InferenceEngine does.
-    """
-    if src.ndim != 4 or src.shape[1] != 3:
-        raise ValueError(f'src must have shape (B, 3, H, W), got {list(src.shape)}')
-    if src.shape != bgr.shape:
-        raise ValueError(f'src and bgr must have the same shape, got src {list(src.shape)} and '
-                         f'bgr {list(bgr.shape)}; resize the background to the source size')
-    if src.shape[2] % 4 or src.shape[3] % 4:
-        raise ValueError(f'src and bgr height and width must be divisible by 4, got '
-                         f'{src.shape[2]}x{src.shape[3]}; pad them (predict.py does this for you)')
-
-
 def available_cpus():
     """CPUs this process may run on (the default number of CPU threads)."""
     try:
@@ -217,13 +214,13 @@ def cpu_supports_bfloat16():
 
 
 def create_engine(weights, engine='dygraph', device='cpu', precision='float32', threads=None,
-                  cache_dir=None, **model_options):
+                  cache_dir=None, model_type='refine', **model_options):
     """Build an engine for `weights` (.pdparams or official .pth).
 
     engine:
         'dygraph'    the model run eagerly (always available);
         'inference'  Paddle Inference on an export of the weights with these options, made
-                     once and cached next to the weights (utils.export.cached_export);
+                     once and cached next to the weights (utils.deploy.export.cached_export);
                      oneDNN on the CPU;
         'auto'       'inference' on the CPU, falling back to 'dygraph' with a warning if the
                      export or the predictor fails; 'dygraph' on the GPU (Paddle Inference on
@@ -231,19 +228,23 @@ def create_engine(weights, engine='dygraph', device='cpu', precision='float32', 
     model_options: MattingRefine options (backbone, backbone_scale, refine_mode,
     refine_sample_pixels, refine_threshold, refine_kernel_size, refine_prevent_oversampling).
     threads: CPU threads for the inference engine (default: all available).
+    model_type: 'refine', 'base' (dygraph only) or None (what the weights hold; exported
+    graphs are MattingRefine graphs).
     """
     if engine not in ENGINES:
         raise ValueError(f'unknown engine {engine!r}; one of {ENGINES}')
     if device not in DEVICES:
         raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
+    if model_type == 'base' and engine == 'inference':
+        raise ValueError('MattingBase runs on the dygraph engine only; use engine dygraph')
     if engine == 'auto':
-        if device == 'cpu':
+        if device == 'cpu' and model_type != 'base':
             try:
                 return _inference_engine(weights, device, precision, threads, cache_dir, model_options)
             except (KeyboardInterrupt, MemoryError):
                 raise
             except Exception as e:  # CheckpointError & co. are re-raised by the dygraph path
-                from utils.convert_weights import CheckpointError
+                from model.weights import CheckpointError
                 if isinstance(e, (CheckpointError, ValueError, TypeError)):
                     raise
                 warnings.warn(f'Paddle Inference engine unavailable ({type(e).__name__}: {e}); '
@@ -251,15 +252,15 @@ def create_engine(weights, engine='dygraph', device='cpu', precision='float32', 
         engine = 'dygraph'
     if engine == 'inference':
         return _inference_engine(weights, device, precision, threads, cache_dir, model_options)
-    from utils.convert_weights import build_model
+    from model.weights import build_model
     set_device(device)
     model_options = dict(model_options)
     backbone = model_options.pop('backbone', None)
-    model = build_model(weights, model_type='refine', backbone=backbone, **model_options)
+    model = build_model(weights, model_type=model_type, backbone=backbone, **model_options)
     return DygraphEngine(model, device, precision)
 
 
 def _inference_engine(weights, device, precision, threads, cache_dir, model_options):
-    from utils.export import cached_export
+    from utils.deploy.export import cached_export
     model_dir = cached_export(weights, cache_dir=cache_dir, **model_options)
     return InferenceEngine(model_dir, device=device, precision=precision, threads=threads)

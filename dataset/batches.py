@@ -188,10 +188,10 @@ def build_datasets(name, sample_size, valid_samples, seed=0, table=None, synthet
 
 def check_datasets(names, table=None):
     """Raise DataPathError (naming the DATA_PATH entry) unless every data set in `names` and the
-    backgrounds have their train and valid folders. 'synthetic' needs nothing."""
+    backgrounds have their train and valid folders. Generated data sets need none."""
     from dataset.data_path import resolve
     for name in names:
-        if name == SYNTHETIC:
+        if name in GENERATED:
             continue
         for split in ('train', 'valid'):
             resolve(name, split, table)
@@ -199,7 +199,7 @@ def check_datasets(names, table=None):
 
 
 def main(argv=None):
-    """`python -m utils.train_data [--data-root DIR] NAME...`: check the data folders before training."""
+    """`python -m dataset.batches [--data-root DIR] NAME...`: check the data folders before training."""
     import argparse
     import sys
     from dataset.data_path import DataPathError, add_data_path_arguments, data_path_from_args

@@ -1,9 +1,9 @@
 """Export MattingRefine to a Paddle Inference model (and, optionally, to ONNX).
 
 Command line:
-    python -m utils.export WEIGHTS OUT_DIR [--backbone-scale 0.25] [--refine-mode sampling] ...
-    python -m utils.export WEIGHTS OUT_DIR --onnx      # also OUT_DIR/model.onnx (paddle2onnx)
-    python -m utils.export WEIGHTS OUT_DIR --check     # compare with the dygraph model
+    python -m utils.deploy.export WEIGHTS OUT_DIR [--backbone-scale 0.25] [--refine-mode sampling] ...
+    python -m utils.deploy.export WEIGHTS OUT_DIR --onnx      # also OUT_DIR/model.onnx (paddle2onnx)
+    python -m utils.deploy.export WEIGHTS OUT_DIR --check     # compare with the dygraph model
 
 OUT_DIR then holds
     model.json, model.pdiparams   the program (Paddle 3 PIR format) and its parameters;
@@ -15,20 +15,20 @@ OUT_DIR then holds
                                   version, the file names and the output names
     model.onnx                    with --onnx
 
-The refine options are fixed at export time (they shape the graph); `utils.engine.
+The refine options are fixed at export time (they shape the graph); `utils.deploy.engine.
 InferenceEngine` reads them back from export.json. Exports are written to a temporary folder
 next to OUT_DIR and renamed into place, so a crash or a concurrent export never leaves a
 half-written model behind.
 
 `cached_export(weights, **options)` exports once per (weights content, options, Paddle
 version, model source code) into a folder next to the weights (`<weights>.inference/<key>/`) and reuses it; this
-is what `utils.engine.create_engine(engine='inference' | 'auto')` calls.
+is what `utils.deploy.engine.create_engine(engine='inference' | 'auto')` calls.
 
 Why the exported graph looks the way it does (oneDNN can run it; see model/ops.py): Paddle
 3.3.1's Inference predictor with oneDNN fails on interp ops (F.interpolate) in PIR models, so
 the traced model resizes with convolutions, matmuls and concats instead; and its
 `operator_reshape_onednn_fuse_pass` builds invalid programs from transpose + reshape chains
-with dynamic shapes, so `utils.engine` switches that one pass off (ONEDNN_DELETED_PASSES).
+with dynamic shapes, so `utils.deploy.engine` switches that one pass off (ONEDNN_DELETED_PASSES).
 """
 import argparse
 import hashlib
@@ -39,6 +39,8 @@ import sys
 import tempfile
 import time
 
+from model.options import BACKBONES, OUTPUT_NAMES, REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
+
 EXPORT_FORMAT = 1  # bump when the traced graph changes so that old cached exports are not reused
 METADATA_FILE = 'export.json'
 PROGRAM_FILE = 'model.json'
@@ -46,44 +48,39 @@ PARAMS_FILE = 'model.pdiparams'
 # exports of a weights file are cached in `<weights>.inference/` (see default_cache_dir)
 CACHE_SUFFIX = '.inference'
 ONNX_FILE = 'model.onnx'
-OUTPUT_NAMES = ('pha', 'fgr', 'pha_sm', 'fgr_sm', 'err_sm', 'ref_sm')
 # MattingRefine keyword arguments that are baked into an export, with their defaults.
-MODEL_DEFAULTS = {
-    'backbone_scale': 0.25,
-    'refine_mode': 'sampling',
-    'refine_sample_pixels': 80_000,
-    'refine_threshold': 0.1,
-    'refine_kernel_size': None,  # None: the weights' own
-    'refine_prevent_oversampling': True,
-}
+MODEL_DEFAULTS = dict(REFINE_DEFAULTS.as_dict(), refine_kernel_size=None)  # None: the weights' own
 
 
 class ExportError(RuntimeError):
     """Export failed or an export folder is unusable; the message says why."""
 
 
-def file_sha256(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def resolve_options(weights, backbone=None, **options):
-    """Complete model options: defaults, plus backbone and refiner kernel size from the weights."""
-    from utils.convert_weights import load_weights
+def _given_options(options):
+    """The defaults, updated with the options given (None: the default); TypeError if unknown."""
     unknown = set(options) - set(MODEL_DEFAULTS)
     if unknown:
         raise TypeError(f'unknown model options: {", ".join(sorted(unknown))}')
-    _, config = load_weights(weights)
+    given = dict(MODEL_DEFAULTS)
+    given.update({k: v for k, v in options.items() if v is not None})
+    return given
+
+
+def resolve_options(weights, backbone=None, **options):
+    """Complete model options: defaults, plus backbone and refiner kernel size from the weights.
+
+    weights: a path or a `model.Weights`.
+    """
+    from model import Weights
+    resolved = _given_options(options)
+    if not isinstance(weights, Weights):
+        weights = Weights(weights)
+    config = weights.config
     if config['model_type'] != 'refine':
-        raise ExportError(f'{weights}: holds MattingBase weights; export needs MattingRefine weights')
+        raise ExportError(f'{weights.path}: holds MattingBase weights; export needs MattingRefine weights')
     if backbone is not None and backbone != config['backbone']:
-        raise ExportError(f'{weights}: holds {config["backbone"]} weights, but backbone {backbone} '
+        raise ExportError(f'{weights.path}: holds {config["backbone"]} weights, but backbone {backbone} '
                           f'was requested')
-    resolved = dict(MODEL_DEFAULTS)
-    resolved.update({k: v for k, v in options.items() if v is not None})
     if resolved['refine_kernel_size'] is None:
         resolved['refine_kernel_size'] = config['refine_kernel_size']
     resolved['backbone'] = config['backbone']
@@ -116,7 +113,9 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
     defaults to the weights' own). onnx: also write model.onnx (needs paddle2onnx).
     """
     import paddle
-    from utils.convert_weights import build_model
+    from model import Weights, build_model
+    if not isinstance(weights, Weights):
+        weights = Weights(weights)  # read and hashed once, parsed once
     options = resolve_options(weights, backbone, **options)
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not overwrite:
@@ -126,8 +125,9 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
     tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
     try:
         model_options = {k: v for k, v in options.items() if k != 'backbone'}
-        model = build_model(weights, model_type='refine', backbone=options['backbone'], **model_options)
-        model.refiner.onnx_compatible = onnx  # same results; a form paddle2onnx can convert
+        # onnx: same results, in a form paddle2onnx can convert
+        model = build_model(weights, model_type='refine', backbone=options['backbone'],
+                            onnx_compatible=onnx, **model_options)
         started = time.time()
         trace_and_save(model, os.path.join(tmp, 'model'))
         for name in (PROGRAM_FILE, PARAMS_FILE):
@@ -137,8 +137,8 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
         metadata = {
             'format': EXPORT_FORMAT,
             'options': options,
-            'weights': os.path.abspath(weights),
-            'weights_sha256': file_sha256(weights),
+            'weights': os.path.abspath(weights.path),
+            'weights_sha256': weights.sha256,
             'paddle_version': paddle.__version__,
             'model_code_sha256': model_code_sha256(),
             'program': PROGRAM_FILE,
@@ -175,7 +175,7 @@ def load_metadata(model_dir):
     path = os.path.join(model_dir, METADATA_FILE)
     if not os.path.isfile(path):
         raise ExportError(f'{model_dir}: no {METADATA_FILE}; not a folder written by '
-                          f'`python -m utils.export` (re-export the weights)')
+                          f'`python -m utils.deploy.export` (re-export the weights)')
     with open(path) as f:
         metadata = json.load(f)
     for key in ('program', 'params'):
@@ -216,9 +216,15 @@ def default_cache_dir(weights):
 
 
 def cached_export(weights, backbone=None, cache_dir=None, **options):
-    """Export once per (weights content, options, Paddle version) and reuse; returns the folder."""
-    resolved = resolve_options(weights, backbone, **options)
-    key = cache_key(file_sha256(weights), resolved)
+    """Export once per (weights content, options, Paddle version) and reuse; returns the folder.
+
+    The key is made of the options as given, so a cached export is found without parsing the
+    weights; the file is read and hashed once, and parsed only when it must be exported.
+    """
+    from model import Weights
+    given = dict(_given_options(options), backbone=backbone)
+    loaded = Weights(weights)
+    key = cache_key(loaded.sha256, given)
     out_dir = os.path.join(cache_dir or default_cache_dir(weights), key)
     try:
         load_metadata(out_dir)
@@ -226,8 +232,7 @@ def cached_export(weights, backbone=None, cache_dir=None, **options):
     except ExportError:
         pass
     try:
-        export_model(weights, out_dir, **{k: v for k, v in resolved.items() if k != 'backbone'},
-                     backbone=resolved['backbone'])
+        export_model(loaded, out_dir, backbone=backbone, **options)
     except OSError:
         # another process may have renamed its (identical) export into place first
         load_metadata(out_dir)
@@ -259,8 +264,8 @@ def export_onnx(model_dir, opset=16):
 def check_export(model_dir, weights, size=(256, 384), seed=0, device='cpu'):
     """Max abs difference per output between the export (Paddle Inference) and the dygraph model."""
     import numpy as np
-    from utils.engine import DygraphEngine, InferenceEngine
-    from utils.convert_weights import build_model
+    from utils.deploy.engine import DygraphEngine, InferenceEngine
+    from model.weights import build_model
     metadata = load_metadata(model_dir)
     options = dict(metadata['options'])
     backbone = options.pop('backbone')
@@ -280,14 +285,14 @@ def main(argv=None):
                     '--inference-model and the benchmark.')
     parser.add_argument('weights', help='.pdparams or official .pth MattingRefine weights')
     parser.add_argument('out_dir', help='output folder (replaced if it holds an older export)')
-    parser.add_argument('--backbone', choices=['mobilenetv2', 'resnet50', 'resnet101'],
+    parser.add_argument('--backbone', choices=BACKBONES,
                         help='check that the weights are of this backbone')
     parser.add_argument('--backbone-scale', type=float, default=MODEL_DEFAULTS['backbone_scale'])
-    parser.add_argument('--refine-mode', choices=['full', 'sampling', 'thresholding'],
+    parser.add_argument('--refine-mode', choices=REFINE_MODES,
                         default=MODEL_DEFAULTS['refine_mode'])
     parser.add_argument('--refine-sample-pixels', type=int, default=MODEL_DEFAULTS['refine_sample_pixels'])
     parser.add_argument('--refine-threshold', type=float, default=MODEL_DEFAULTS['refine_threshold'])
-    parser.add_argument('--refine-kernel-size', type=int, choices=[1, 3],
+    parser.add_argument('--refine-kernel-size', type=int, choices=REFINE_KERNEL_SIZES,
                         help="default: the weights' own")
     parser.add_argument('--refine-prevent-oversampling', action=argparse.BooleanOptionalAction,
                         default=MODEL_DEFAULTS['refine_prevent_oversampling'])
@@ -296,7 +301,7 @@ def main(argv=None):
                         help='run the export and the dygraph model on a random 256x384 input and '
                              'print the largest differences')
     args = parser.parse_args(argv)
-    from utils.convert_weights import CheckpointError
+    from model.weights import CheckpointError
     try:
         metadata = export_model(args.weights, args.out_dir, backbone=args.backbone, onnx=args.onnx,
                                 backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,

@@ -1,6 +1,6 @@
 """Plot the loss curves of chained training stages from their VisualDL logs.
 
-    python -m utils.train_plot OUT.png log/stage1-name log/stage2-name log/stage3-name
+    python -m utils.training.plot OUT.png log/stage1-name log/stage2-name log/stage3-name
 
 Each folder is one stage (one --model-name); the stages are drawn one after another on a
 common step axis (each stage's steps shifted by the steps of the stages before it), with the

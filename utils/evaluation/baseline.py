@@ -5,7 +5,7 @@ difference, lightly blurred so that sensor noise does not key), mapped linearly 
 `low` (alpha 0) to `high` (alpha 1), then feathered with a Gaussian. The foreground is the
 source itself. This is what "difference matting" tools do without any learning.
 
-    python -m utils.baseline SRC_DIR BGR_DIR OUT_DIR   # writes OUT_DIR/pha, OUT_DIR/fgr
+    python -m utils.evaluation.baseline SRC_DIR BGR_DIR OUT_DIR   # writes OUT_DIR/pha, OUT_DIR/fgr
 """
 import argparse
 import os
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from utils.evaluation import EvaluationError, list_images, match_names
+from utils.evaluation.samples import EvaluationError, images_by_stem, match_names
 from utils.image_io import ImageReadError, read_image, write_image
 
 
@@ -35,8 +35,8 @@ def difference_key(src, bgr, low=0.04, high=0.16, denoise_sigma=1.0, feather_sig
 def key_folder(src_dir, bgr_dir, out_dir, progress=True, **options):
     """Key every src_dir/<name> against bgr_dir/<name> (matched by file-name stem, as eval.py
     matches files); writes out_dir/pha and out_dir/fgr PNGs."""
-    sources = list_images(src_dir, 'source')
-    plates = list_images(bgr_dir, 'background')
+    sources = images_by_stem(src_dir, 'source')
+    plates = images_by_stem(bgr_dir, 'background')
     match_names('the source folder', sources, 'the background folder', plates)
     for stem in tqdm(sorted(sources), desc='difference key', disable=not progress):
         src = read_image(sources[stem])

@@ -39,7 +39,10 @@ import time
 
 import numpy as np
 
-# The speed figures of issue 4 (the official PyTorch code on this kind of 2-core machine):
+from model.options import BACKBONES, REFINE_DEFAULTS
+from utils.deploy.engine import DEVICES, ENGINES, PRECISIONS
+
+# The official PyTorch code's speed on this kind of 2-core machine (the 'official' preset):
 # (backbone, WxH, backbone_scale, sample_pixels) -> the measured range in ms.
 REFERENCE_ROWS = [
     ('mobilenetv2', '1280x720', 0.25, 80_000, (210, 260)),
@@ -99,7 +102,7 @@ def peak_rss_mb():
 
 
 def machine():
-    from utils.engine import available_cpus
+    from utils.deploy.engine import available_cpus
     import paddle
     return {'cpu': cpu_model(), 'cpus': available_cpus(), 'cpu_flags': cpu_flags(),
             'paddle': paddle.__version__, 'python': platform.python_version()}
@@ -153,7 +156,7 @@ def make_inputs(batch, height, width, seed=0):
 
 
 def build_engine(cfg):
-    from utils.engine import create_engine
+    from utils.deploy.engine import create_engine
     weights = cfg['weights'] or random_weights(cfg['backbone'], cfg['cache_dir'])
     return create_engine(
         weights, engine=cfg['engine'], device=cfg['device'], precision=cfg['precision'],
@@ -256,9 +259,9 @@ def time_floor(cfg):
     writing patches back cost.
     """
     from paddle.static import InputSpec
-    from utils.convert_weights import build_model
-    from utils.engine import predictor_config
-    from utils.export import PARAMS_FILE, PROGRAM_FILE, trace_and_save
+    from model.weights import build_model
+    from utils.deploy.engine import predictor_config
+    from utils.deploy.export import PARAMS_FILE, PROGRAM_FILE, trace_and_save
     if cfg['engine'] != 'inference':
         raise ValueError('the floor is measured for the inference engine (--engine inference)')
     weights = cfg['weights'] or random_weights(cfg['backbone'], cfg['cache_dir'])
@@ -433,7 +436,7 @@ def parse_resolution(text):
 
 def configurations(args):
     """The list of child configurations for the parsed arguments."""
-    if args.preset == 'issue4':
+    if args.preset == 'official':
         rows = [(b, r, s, p) for b, r, s, p, _ in REFERENCE_ROWS]
     else:
         rows = [(b, r, s, p) for b in args.backbone for r in args.resolution
@@ -466,9 +469,9 @@ def run_child(cfg, timeout):
     if cfg['threads']:
         # dygraph CPU kernels use OpenMP/MKL threads; Paddle Inference gets cfg['threads']
         env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(cfg['threads'])
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
-    command = [sys.executable, '-W', 'ignore', '-m', 'utils.benchmark', '--child', json.dumps(cfg)]
+    command = [sys.executable, '-W', 'ignore', '-m', 'utils.deploy.benchmark', '--child', json.dumps(cfg)]
     try:
         proc = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True,
                               timeout=timeout)
@@ -487,30 +490,36 @@ def _summary(cfg):
     return {k: cfg[k] for k in keys}
 
 
+PRESETS = ('official',)
+# earlier spelling of the 'official' preset, still accepted
+_PRESET_ALIASES = {'issue4': 'official'}
+
+
+def _preset(text):
+    return _PRESET_ALIASES.get(text, text)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         description='Latency, throughput and peak memory of BackgroundMattingV2 inference, one '
                     'JSON line per configuration (each run in its own process).',
         epilog='examples:\n'
-               '  python benchmark.py --preset issue4 --engine dygraph inference\n'
+               '  python benchmark.py --preset official --engine dygraph inference\n'
                '  python benchmark.py --backbone mobilenetv2 --resolution 1920x1080 --video\n'
                '  python benchmark.py --device gpu --precision float32 float16',
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--preset', choices=['issue4'],
-                        help="issue4: the five rows of the official figures (MobileNetV2 720p/1080p/"
+    parser.add_argument('--preset', type=_preset, choices=PRESETS,
+                        help="official: the five rows of the official figures (MobileNetV2 720p/1080p/"
                              "4K, ResNet-50 1080p/4K); overrides backbone/resolution/scale/pixels")
-    parser.add_argument('--backbone', nargs='+', default=['mobilenetv2'],
-                        choices=['mobilenetv2', 'resnet50', 'resnet101'])
+    parser.add_argument('--backbone', nargs='+', default=['mobilenetv2'], choices=BACKBONES)
     parser.add_argument('--resolution', nargs='+', type=parse_resolution, default=['1920x1080'],
                         help='WIDTHxHEIGHT (default: 1920x1080)')
-    parser.add_argument('--backbone-scale', nargs='+', type=float, default=[0.25])
-    parser.add_argument('--sample-pixels', nargs='+', type=int, default=[80_000])
+    parser.add_argument('--backbone-scale', nargs='+', type=float, default=[REFINE_DEFAULTS.backbone_scale])
+    parser.add_argument('--sample-pixels', nargs='+', type=int, default=[REFINE_DEFAULTS.refine_sample_pixels])
     parser.add_argument('--batch-size', nargs='+', type=int, default=[1])
-    parser.add_argument('--engine', nargs='+', default=['inference'],
-                        choices=['dygraph', 'inference', 'auto'])
-    parser.add_argument('--precision', nargs='+', default=['float32'],
-                        choices=['float32', 'float16', 'bfloat16'])
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'gpu'])
+    parser.add_argument('--engine', nargs='+', default=['inference'], choices=ENGINES)
+    parser.add_argument('--precision', nargs='+', default=['float32'], choices=PRECISIONS)
+    parser.add_argument('--device', default='cpu', choices=DEVICES)
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads (default: all available)')
     parser.add_argument('--runs', type=int, default=10, help='timed runs (default: 10)')

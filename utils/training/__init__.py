@@ -1,0 +1,1 @@
+"""train.py's library: the training loop, checkpoints, losses and loss plots."""
