@@ -33,7 +33,7 @@ from utils.image_io import write_image
 from .datasets import SeededDataset
 from .prepare import DEFAULT_ROOT, load_manifest
 from .synthetic.drawing import draw_strands, fractal_noise
-from .synthetic.scene import blur_premultiplied, synthesize
+from .synthetic.scene import blur_premultiplied, motion_blur, synthesize
 
 __all__ = ['PhotoBank', 'RealPhotoMattingDataset', 'real_sample', 'write_real_validation_set', 'KINDS']
 
@@ -277,14 +277,8 @@ def real_sample(h, w, rng, photos):
     fgr[inside] = pre[inside] / pha[inside][:, None]
     fgr = np.clip(fgr, 0, 1)
     r = rng.random()
-    if layers and r < 0.08:  # motion blur along a random direction
-        k = int(rng.integers(3, max(4, min(h, w) // 25)))
-        kernel = np.zeros((k, k), np.float32)
-        kernel[k // 2] = 1.0 / k
-        rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1)
-        kernel = cv2.warpAffine(kernel, rot, (k, k))
-        kernel /= kernel.sum()
-        pha, fgr = blur_premultiplied(pha, fgr, lambda x: cv2.filter2D(x, -1, kernel))
+    if layers and r < 0.08:
+        pha, fgr = motion_blur(pha, fgr, rng, min(h, w) // 25)
     elif layers and r < 0.14:  # defocus
         s = rng.uniform(0.6, 2.0)
         pha, fgr = blur_premultiplied(pha, fgr, lambda x: cv2.GaussianBlur(x, (0, 0), s))

@@ -56,18 +56,23 @@ def synthesize(h, w, rng):
         fgr = fgr * (1 - weight) + spill * weight
     fgr = np.clip(fgr, 0, 1)
     r = rng.random()
-    if r < 0.08:  # motion blur along a random direction
-        k = int(rng.integers(3, max(4, int(0.03 * unit))))
-        kernel = np.zeros((k, k), np.float32)
-        kernel[k // 2] = 1.0 / k
-        rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1)
-        kernel = cv2.warpAffine(kernel, rot, (k, k))
-        kernel /= kernel.sum()
-        pha, fgr = blur_premultiplied(pha, fgr, lambda x: cv2.filter2D(x, -1, kernel))
+    if r < 0.08:
+        pha, fgr = motion_blur(pha, fgr, rng, int(0.03 * unit))
     elif r < 0.16:  # slight defocus of the subject
         s = rng.uniform(0.6, 2.0)
         pha, fgr = blur_premultiplied(pha, fgr, lambda x: cv2.GaussianBlur(x, (0, 0), s))
     return pha[:, :, None].astype(np.float32), fgr.astype(np.float32), bgr.astype(np.float32)
+
+
+def motion_blur(pha, fgr, rng, longest):
+    """Motion blur along a random direction, of a random length in [3, longest) pixels."""
+    k = int(rng.integers(3, max(4, longest)))
+    kernel = np.zeros((k, k), np.float32)
+    kernel[k // 2] = 1.0 / k
+    rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1)
+    kernel = cv2.warpAffine(kernel, rot, (k, k))
+    kernel /= kernel.sum()
+    return blur_premultiplied(pha, fgr, lambda x: cv2.filter2D(x, -1, kernel))
 
 
 def blur_premultiplied(pha, fgr, blur):
