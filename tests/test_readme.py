@@ -1,4 +1,5 @@
-"""README and CI agree: .ci/run runs exactly the README's quick-start test command."""
+"""README and CI agree: .ci/run runs exactly the README's quick-start test command, after
+optional installs (the web app's extras, Chromium) that cannot fail the run."""
 import os
 import re
 
@@ -17,5 +18,8 @@ def test_ci_runs_the_readme_test_command():
     commands = [line for line in block.splitlines() if line and not line.startswith('#')]
     assert len(commands) == 2, commands
     ci = [line for line in _read('.ci', 'run').splitlines() if line and not line.startswith(('#', 'set ', 'cd '))]
-    assert ci == [commands[1]]
+    assert ci[-1] == commands[1]
+    for line in ci[:-1]:  # optional extras: each falls back to a warning instead of failing
+        assert 'requirements-app.txt' in line or 'chromium' in line, line
+        assert '|| echo "warning: ' in line, line
     assert commands[0].startswith('pip install -r requirements.txt && ')
