@@ -131,9 +131,10 @@ def test_headless_run_drops_frames_and_records(camera_video, tmp_path):
     assert summary['latency_ms']['max'] < 5000
     assert summary['record'] == record
     fps, count, width, height = video_info(record)
-    assert (width, height) == (96, 64) and fps == pytest.approx(100, abs=1)  # the camera rate
-    # each composite is held until the next: the recording runs in camera time
-    assert count >= summary['matted']
+    assert (width, height) == (96, 64)
+    assert count == summary['matted']  # one frame per composite, none held or repeated
+    # played at the rate frames were matted, in camera time: slower than the camera's 100 fps
+    assert fps == pytest.approx(summary['record_fps'], abs=0.01) and 1 <= fps < 100
     cap = cv2.VideoCapture(record)
     ok, frame = cap.read()
     cap.release()

@@ -14,8 +14,8 @@ The pieces, each usable alone:
 - `Backgrounds`: the new background, switchable with N in the window: `--target-bgr` (a
   colour or an image), the default green, and a blur of the real background (the plate).
 - `FpsMeter`; the window (OpenCV highgui: B plate, N background, A alignment, Q quit); the
-  recorder (`--record`: an mp4 of the composites at the camera's frame rate, each composite
-  held until the next, written atomically).
+  recorder (`--record`: an mp4 of the composites, at the rate they were matted, written
+  atomically).
 
 Matting itself is predict's: `load_engine` (Paddle Inference where available, else dygraph)
 and `infer` on one frame at a time (batching would add latency).
@@ -278,28 +278,53 @@ class Window:
 
 
 class Recorder:
-    """The composites as an mp4 at the camera's frame rate (each held until the next, so the
-    recording runs in real time), encoded in a thread, renamed into place by close(commit)."""
+    """The composites as an mp4, one frame each, encoded in a thread and renamed into place by
+    close(commit).
 
-    def __init__(self, path, fps, size):
-        self._file = VideoFileWriter(path, fps, size)
-        self._writer = ThreadedWriter(self._write, depth=2)
+    The file's frame rate is the rate at which frames were matted, in camera time (the camera
+    rate divided by the mean gap between matted frames over the first `rate_frames`), so that
+    the recording plays at about real speed without holding frames (re-encoding a held 720p
+    composite ten times would take the CPU the network needs). The first frames wait in
+    memory until that rate is known.
+    """
+
+    def __init__(self, path, camera_fps, size, rate_frames=8):
+        self.path, self.camera_fps, self.size = path, camera_fps, size
+        self.rate_frames = rate_frames
+        self.fps = None
         self.written = 0
+        self._pending, self._gaps = [], []
+        self._file = self._writer = None
 
-    def _write(self, job):
-        frame, repeat = job
-        for _ in range(repeat):
-            self._file.write(frame)
+    def _open(self):
+        gap = float(np.mean(self._gaps)) if self._gaps else 1.0
+        self.fps = round(self.camera_fps / max(gap, 1.0), 3)
+        self._file = VideoFileWriter(self.path, self.fps, self.size)
+        self._writer = ThreadedWriter(self._file.write, depth=2)
+        for frame in self._pending:
+            self._writer.submit(frame)
+        self._pending = []
 
-    def add(self, frame_uint8, repeat):
-        self._writer.submit((frame_uint8, repeat))
-        self.written += repeat
+    def add(self, frame_uint8, gap):
+        """A composite, `gap` camera frames after the previous one."""
+        self.written += 1
+        if self._writer is not None:
+            self._writer.submit(frame_uint8)
+            return
+        self._pending.append(frame_uint8)
+        self._gaps.append(gap)
+        if len(self._pending) >= self.rate_frames:
+            self._open()
 
     def close(self, commit):
+        if commit and self._writer is None and self._pending:
+            self._open()
+        if self._writer is None:
+            return
         try:
             self._writer.finish(raise_errors=commit)
         finally:
-            self._file.close(commit=commit and self.written > 0)
+            self._file.close(commit=commit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +405,8 @@ def run_live(config, options):
                 meter.tick(now)
                 latencies.append(now - stamp)
                 if recorder:
-                    recorder.add(to_uint8(composite), seq - max(matted_seq, plate_seqs))
+                    recorder.add(to_uint8(composite), seq - max(matted_seq, plate_seqs) if matted_seq
+                                 else 1)
                 matted_seq = seq
                 progress.update(1)
                 progress.set_postfix(fps=f'{meter.smoothed:.2f}', dropped=seq - plate_seqs - meter.count,
@@ -416,7 +442,8 @@ def run_live(config, options):
             'latency_ms': {'median': 1000 * latency[len(latency) // 2] if latency else 0.0,
                            'max': 1000 * latency[-1] if latency else 0.0},
             'size': (capture.width, capture.height), 'interrupted': interrupted,
-            'record': record if recorder and recorder.written else None}
+            'record': record if recorder and recorder.written else None,
+            'record_fps': recorder.fps if recorder else None}
 
 
 def capture_frame_like(capture):
@@ -431,5 +458,5 @@ def summary_line(summary):
             f'dropped to keep up (latency median {summary["latency_ms"]["median"]:.0f} ms, max '
             f'{summary["latency_ms"]["max"]:.0f} ms)')
     if summary['record']:
-        line += f'; recorded to {summary["record"]}'
+        line += f'; recorded to {summary["record"]} ({summary["record_fps"]:g} fps)'
     return line
