@@ -2,7 +2,8 @@
 
 Uploads a shipped sample and its plate, waits for the result, checks the images the page
 shows (size, alpha range, not blank), uploads a plate of another size and checks the message,
-and saves a screenshot to log/app_browser.png (the README's picture is a copy of it).
+mattes a short generated video and checks that the browser plays the result (WebM), and saves
+a screenshot to log/app_browser.png (the README's picture is a copy of it).
 Skips, saying why, without gradio / selenium (pip install -r requirements-app.txt) or
 without Chromium and its driver (Debian: apt-get install chromium chromium-driver).
 """
@@ -127,12 +128,17 @@ def shown_image(driver, elem_id, mode=cv2.IMREAD_UNCHANGED):
     return cv2.imdecode(np.frombuffer(data, np.uint8), mode)
 
 
+def submit_photo(driver, url, src, bgr):
+    """Open the page, upload a photo and a plate, press the button."""
+    driver.get(url)
+    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#src input[type=file]'))
+    upload(driver, 'src', src)
+    upload(driver, 'bgr', bgr)
+    driver.find_element(By.ID, 'run').click()
+
+
 def test_photo_in_the_browser(app_url, browser):
-    browser.get(app_url)
-    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#src input[type=file]'))
-    upload(browser, 'src', SRC)
-    upload(browser, 'bgr', BGR)
-    browser.find_element(By.ID, 'run').click()
+    submit_photo(browser, app_url, SRC, BGR)
     WebDriverWait(browser, RESULT_TIMEOUT).until(
         lambda d: all(shown_image(d, k) is not None for k in ('pha', 'new', 'ref')), 'the results')
     pha = shown_image(browser, 'pha', cv2.IMREAD_GRAYSCALE)
@@ -152,14 +158,35 @@ def test_photo_in_the_browser(app_url, browser):
 
 
 def test_plate_of_another_size_gives_a_message(app_url, browser):
-    browser.get(app_url)
-    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#src input[type=file]'))
-    upload(browser, 'src', SRC)
-    upload(browser, 'bgr', OTHER_BGR)
-    browser.find_element(By.ID, 'run').click()
+    submit_photo(browser, app_url, SRC, OTHER_BGR)
     WebDriverWait(browser, RESULT_TIMEOUT).until(
         lambda d: 'upload a plate of the same size' in d.find_element(By.TAG_NAME, 'body').text,
         'the size message')
     body = browser.find_element(By.TAG_NAME, 'body').text
     assert 'the photo is 510x382 but the plate is 1280x720' in body
     assert 'Traceback' not in body
+
+
+def test_video_in_the_browser(app_url, browser, tmp_path):
+    from test_predict import scene, write_video
+    from utils.image_io import write_image
+    _, bgr, _ = scene(96, 128, seed=5)
+    clip = write_video(str(tmp_path / 'clip.mp4'), [scene(96, 128, seed=5, shift=2 * i)[0] for i in range(8)],
+                       fps=8)
+    plate = str(tmp_path / 'plate.png')
+    write_image(plate, bgr)
+    browser.get(app_url)
+    tab = "//button[@role='tab' and normalize-space()='Video']"
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.XPATH, tab))
+    browser.find_element(By.XPATH, tab).click()  # the tab's content is built when it opens
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#vsrc input[type=file]'))
+    upload(browser, 'vsrc', clip)
+    upload(browser, 'vbgr', plate)
+    browser.find_element(By.ID, 'vrun').click()
+    WebDriverWait(browser, RESULT_TIMEOUT).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, '#vnew video[src]'), 'the composite video')
+    assert '8 frames 128x96' in browser.find_element(By.ID, 'vstatus').text
+    # the browser itself decodes the WebM it was given
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script(
+        "const v = document.querySelector('#vnew video'); return v.readyState >= 1 && v.duration > 0 "
+        "&& v.videoWidth === 128 && v.videoHeight === 96;"), 'the video to load in the browser')
