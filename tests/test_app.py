@@ -1,5 +1,5 @@
 """The web app's handlers without a browser (utils/webapp.py, app.py): results, bad uploads,
-the model cache and the one-at-a-time engine. Model: the default checkpoint, dygraph."""
+the model cache and the one-at-a-time engine thread. Model: the default checkpoint, dygraph."""
 import os
 import threading
 import time
@@ -11,7 +11,8 @@ import pytest
 import app
 from test_predict import scene, write_video
 from utils.image_io import read_image, write_image
-from utils.webapp import (AppInputError, ModelCache, _OneThreadEngine, matte_image, matte_video)
+from utils.deploy.engine import EngineThread
+from utils.webapp import AppInputError, ModelCache, matte_image, matte_video
 
 LABEL = 'default checkpoint'
 
@@ -133,7 +134,6 @@ def test_bad_video_uploads(case, expected, cache, uploads, tmp_path):
 
 
 def test_engine_calls_run_one_at_a_time_on_one_thread():
-    from concurrent.futures import ThreadPoolExecutor
     calls, active = [], []
 
     def engine(src, bgr):
@@ -143,14 +143,17 @@ def test_engine_calls_run_one_at_a_time_on_one_thread():
         active.pop()
         return src
 
-    shared = _OneThreadEngine(engine, ThreadPoolExecutor(max_workers=1))
+    engine_thread = EngineThread()
+    shared = engine_thread.bind(engine)
     threads = [threading.Thread(target=shared, args=(i, i)) for i in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    engine_thread.shutdown()
     assert len(calls) == 6
     assert len({ident for ident, _ in calls}) == 1       # one thread
+    assert calls[0][0] not in {t.ident for t in threads}  # the engine thread, not a caller's
     assert max(depth for _, depth in calls) == 1          # never two at once
 
 

@@ -9,8 +9,8 @@ The handlers (`matte_image`, `matte_video`) are plain functions, testable withou
 bad uploads raise `AppInputError` with a one-line message that the page shows (never a stack
 trace). One engine per (weights, backbone scale, refine mode) is built on first use and kept
 (`ModelCache`); requests share one queue and run one at a time (two requests at once on two
-cores would only slow both down). Matting is predict's: `infer` on the engine of
-utils.deploy.engine.create_engine (Paddle Inference where available).
+cores would only slow both down), every engine built and called on one EngineThread. Matting
+is predict's: `infer` on an engine of utils.deploy.engine (Paddle Inference where available).
 """
 import os
 import shutil
@@ -19,11 +19,11 @@ import tempfile
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from model.options import REFINE_MODES
+from utils.deploy.engine import EngineThread
 from utils.image_io import ImageReadError, read_image, to_uint8, write_image
 from utils.predict import MODEL_DEFAULTS
 from utils.predict.compose import DEFAULT_TARGET_BGR
@@ -49,25 +49,9 @@ class AppInputError(ValueError):
     """A bad upload or choice; the message (one line) is shown in the page."""
 
 
-class _OneThreadEngine:
-    """Calls an engine on the one thread that built it.
-
-    Gradio runs each request on a thread of its pool; a Paddle Inference (oneDNN) predictor
-    called from a third distinct thread fails with `RuntimeError: std::exception` (Paddle
-    3.3.1), so every engine is built and run on one worker thread.
-    """
-
-    def __init__(self, engine, executor):
-        self._engine = engine
-        self._executor = executor
-
-    def __call__(self, src, bgr):
-        return self._executor.submit(self._engine, src, bgr).result()
-
-
 class ModelCache:
     """Engines built once per (weights label, backbone scale, refine mode) and shared, all
-    run on one worker thread (see _OneThreadEngine).
+    built and run on one EngineThread (Gradio answers each request on a thread of its pool).
 
     Args:
         weights: dict label -> weights file (.pdparams or official .pth), in display order.
@@ -80,7 +64,7 @@ class ModelCache:
         self.device = device
         self._engines = {}
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix='matting')
+        self._thread = EngineThread()
 
     @property
     def labels(self):
@@ -89,7 +73,6 @@ class ModelCache:
     def get(self, label, backbone_scale, refine_mode):
         """(engine, seconds spent loading it: 0 when it was cached)."""
         from model.weights import CheckpointError
-        from utils.deploy.engine import create_engine
         if label not in self.weights:
             raise AppInputError(f'unknown weights {label!r}; choose one of {", ".join(self.weights)}')
         if float(backbone_scale) not in BACKBONE_SCALES:
@@ -104,11 +87,10 @@ class ModelCache:
             start = time.perf_counter()
             options = dict(MODEL_DEFAULTS, backbone_scale=float(backbone_scale), refine_mode=refine_mode)
             try:
-                engine = self._executor.submit(create_engine, self.weights[label], engine=self.engine,
-                                               device=self.device, **options).result()
+                self._engines[key] = self._thread.create_engine(self.weights[label], engine=self.engine,
+                                                                device=self.device, **options)
             except (CheckpointError, ValueError, RuntimeError) as e:
                 raise AppInputError(f'cannot load {label}: {e}') from None
-            self._engines[key] = _OneThreadEngine(engine, self._executor)
             return self._engines[key], time.perf_counter() - start
 
 
