@@ -11,6 +11,11 @@ The official inference_images.py and inference_video.py in one command:
     python predict.py --src take.mp4 --bgr plate.png --preprocess-alignment \\
         --output-types pha new --target-bgr beach.jpg --weights W
 
+    # live: a camera (index or stream URL, or a video file standing in for one), the official
+    # inference_webcam.py (window: B captures the plate, N switches the background, Q quits)
+    python predict.py --camera 0 --resolution 1280 720
+    python predict.py --camera take.mp4 --headless --record live.mp4 --target-bgr blur
+
 Images give <output-dir>/<kind>/<name>.png; videos give <output-dir>/<kind>.mp4 (or
 <output-dir>/<kind>/000000.png ... with --video-output-type png_sequence), at the input
 frame rate. Existing outputs are kept unless --overwrite is given, and outputs appear only
@@ -27,11 +32,20 @@ import warnings
 # own messages.
 warnings.filterwarnings('ignore', message='No ccache found')
 
-from model.options import BACKBONES, REFINE_KERNEL_SIZES, REFINE_MODES  # noqa: E402
+from model.options import BACKBONES, MODEL_TYPES, REFINE_KERNEL_SIZES, REFINE_MODES  # noqa: E402
 from utils.deploy.engine import DEVICES  # noqa: E402
+from utils.live import DEFAULT_PLATE_FRAMES, LiveOptions, run_live  # noqa: E402
+from utils.live import summary_line as live_summary_line  # noqa: E402
 from utils.predict import (ENGINES, MODEL_DEFAULTS, VIDEO_OUTPUT_TYPES, PredictConfig,  # noqa: E402
                            UsageError, run_prediction)
 from utils.predict.compose import DEFAULT_TARGET_BGR, OUTPUT_KINDS  # noqa: E402
+
+# Options of the camera mode, not part of PredictConfig.
+CAMERA_OPTIONS = ('camera', 'headless', 'record', 'plate_frames', 'max_frames', 'camera_fps',
+                  'hide_fps', 'model_type')
+# --model-type in the official scripts' spelling of MODEL_TYPES (mattingrefine, mattingbase);
+# predict.py runs the first.
+OFFICIAL_MODEL_TYPES = tuple(f'matting{kind}' for kind in MODEL_TYPES)
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 # The default checkpoint (trained by this project on synthetic data, see README); predict.py
@@ -83,13 +97,30 @@ def build_parser():
                              'file name (extension aside), or for a video an image or a video')
     inputs.add_argument('--resize-bgr', action='store_true',
                         help='resize a background whose size differs from its source (default: error)')
-    inputs.add_argument('--resize', '--video-resize', dest='resize', type=int, nargs=2,
+    inputs.add_argument('--resize', '--video-resize', '--resolution', dest='resize', type=int, nargs=2,
                         metavar=('WIDTH', 'HEIGHT'),
                         help='resize the inputs to WIDTH x HEIGHT before matting; outputs have that size')
     inputs.add_argument('--preprocess-alignment', action='store_true',
                         help='align each background to its source with feature matching and a '
                              'homography (hand-held footage); warns and uses the plate as it is '
                              'when no alignment is found')
+
+    camera = parser.add_argument_group(
+        'camera (live matting; --bgr is then an optional plate image, --resolution the camera size)')
+    camera.add_argument('--camera', metavar='SOURCE',
+                        help='camera index (0), stream URL, or a video file standing in for a camera')
+    camera.add_argument('--headless', action='store_true',
+                        help='no window: the composites go to --record (default <output-dir>/live.mp4)')
+    camera.add_argument('--record', metavar='FILE', help='also write the composited stream to this mp4')
+    camera.add_argument('--plate-frames', type=int, metavar='N',
+                        help='average the first N frames as the plate (default: press B in the '
+                             f'window; headless: {DEFAULT_PLATE_FRAMES})')
+    camera.add_argument('--max-frames', type=int, metavar='N', help='stop after N matted frames')
+    camera.add_argument('--camera-fps', type=float, metavar='FPS',
+                        help="pace of a video file standing in for a camera (default: the file's rate)")
+    camera.add_argument('--hide-fps', action='store_true', help='no frame rate in the window')
+    camera.add_argument('--model-type', choices=OFFICIAL_MODEL_TYPES, default=OFFICIAL_MODEL_TYPES[0],
+                        help=f'the official scripts\' option; only {OFFICIAL_MODEL_TYPES[0]} runs here')
 
     model = parser.add_argument_group('model')
     model.add_argument('--weights', '--model-checkpoint', dest='weights', metavar='FILE',
@@ -149,11 +180,30 @@ def build_parser():
     return parser
 
 
+def values_given(args, name):
+    """True if the option `name` differs from its default."""
+    return getattr(args, name) not in (None, False)
+
+
 def config_from_args(args):
     """A PredictConfig from parsed arguments (the sample data when no inputs are given)."""
+    values = dict(vars(args))
+    for name in CAMERA_OPTIONS:
+        values.pop(name)
+    if args.model_type != OFFICIAL_MODEL_TYPES[0]:
+        raise UsageError(f'--model-type {args.model_type}: predict.py runs MattingRefine; pass '
+                         f'--model-type {OFFICIAL_MODEL_TYPES[0]} with a MattingRefine checkpoint')
+    if args.camera is None:
+        given = [name for name in CAMERA_OPTIONS[1:-1] if values_given(args, name)]
+        if given:
+            raise UsageError(f'--{given[0].replace("_", "-")} applies to --camera only')
+    else:
+        if args.src is not None:
+            raise UsageError('--camera and --src are two inputs; pass one of them')
+        values['src'] = args.camera
+        return PredictConfig(**values)
     if (args.src is None) != (args.bgr is None):
         raise UsageError('--src and --bgr go together (or leave both out to run on the samples)')
-    values = dict(vars(args))
     if args.src is None:
         values['src'], values['bgr'] = SAMPLE_SRC, SAMPLE_BGR
     return PredictConfig(**values)
@@ -179,6 +229,14 @@ def main(argv=None):
     from utils.video_io import VideoReadError, VideoWriteError
     try:
         config = config_from_args(args)
+        if args.camera is not None:
+            summary = run_live(config, LiveOptions(
+                source=args.camera, headless=args.headless, record=args.record,
+                plate_frames=args.plate_frames, max_frames=args.max_frames,
+                camera_fps=args.camera_fps, show_fps=not args.hide_fps))
+            if not args.quiet:
+                print(live_summary_line(summary))
+            return 0
         summary = run_prediction(config)
     except UsageError as e:
         print(f'error: {e}', file=sys.stderr)

@@ -64,7 +64,7 @@ class VideoReader:
             raise RuntimeError(f'{self.path}: a VideoReader can be iterated only once')
         try:
             while frame is not None:
-                yield _from_opencv(frame)
+                yield from_opencv(frame)
                 ok, frame = self._capture.read()
                 if not ok:
                     frame = None
@@ -75,7 +75,7 @@ class VideoReader:
         self._capture.release()
 
 
-def _from_opencv(frame):
+def from_opencv(frame):
     """OpenCV frame (uint8/uint16 BGR or gray) -> float32 RGB in [0, 1]."""
     if frame.ndim == 2:
         frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)

@@ -13,10 +13,12 @@ benchmark do not care which one runs:
 Engines: DygraphEngine (the Paddle model run eagerly) and InferenceEngine (an exported model
 run by Paddle Inference: oneDNN on the CPU, the fast path there; GPU/TensorRT on the GPU).
 create_engine(engine='auto') picks Paddle Inference on the CPU (exporting once, cached next to
-the weights) and falls back to dygraph if that fails.
+the weights) and falls back to dygraph if that fails. A server answering requests on a pool of
+threads builds and calls its engines through one EngineThread.
 """
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -264,3 +266,46 @@ def _inference_engine(weights, device, precision, threads, cache_dir, model_opti
     from utils.deploy.export import cached_export
     model_dir = cached_export(weights, cache_dir=cache_dir, **model_options)
     return InferenceEngine(model_dir, device=device, precision=precision, threads=threads)
+
+
+class EngineThread:
+    """One worker thread that builds engines and runs every call to them.
+
+    Why: a Paddle 3.3.1 Inference predictor with oneDNN that has been called from two threads
+    fails when a third thread calls it (`RuntimeError: std::exception`), as happens in a server
+    answering each request on a thread of its pool (Gradio). Calls through this thread also
+    run one at a time.
+
+        thread = EngineThread()
+        engine = thread.create_engine('model.pdparams', engine='auto')   # a ThreadBoundEngine
+        out = engine(src, bgr)   # from any thread; runs on the worker thread
+    """
+
+    def __init__(self):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix='engine')
+
+    def create_engine(self, weights, **options):
+        """create_engine(weights, **options) run on the worker thread, bound to it."""
+        return self.bind(self._executor.submit(create_engine, weights, **options).result())
+
+    def bind(self, engine):
+        """`engine` (any callable (src, bgr) -> outputs) called on the worker thread."""
+        return ThreadBoundEngine(engine, self._executor)
+
+    def shutdown(self):
+        self._executor.shutdown(wait=True)
+
+
+class ThreadBoundEngine:
+    """An engine whose calls run on an EngineThread's worker (see there); its attributes are
+    the engine's."""
+
+    def __init__(self, engine, executor):
+        self.engine = engine
+        self._executor = executor
+
+    def __call__(self, src, bgr):
+        return self._executor.submit(self.engine, src, bgr).result()
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)

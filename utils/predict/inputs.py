@@ -81,7 +81,7 @@ def input_mode(src, bgr):
     return 'images'
 
 
-def _fit_plate(src, bgr, src_label, bgr_label, resize_bgr):
+def fit_plate(src, bgr, src_label, bgr_label, resize_bgr):
     """Make the plate the size of the source: an error, or a resize with --resize-bgr."""
     if bgr.shape[:2] != src.shape[:2]:
         if not resize_bgr:
@@ -125,7 +125,7 @@ def _image_items(pairs, config, target, aligner):
         if config.resize:
             src = resize_image(src, tuple(config.resize))
             bgr = resize_image(bgr, tuple(config.resize))
-        bgr = _fit_plate(src, bgr, src_path, bgr_path, config.resize_bgr)
+        bgr = fit_plate(src, bgr, src_path, bgr_path, config.resize_bgr)
         if aligner:
             bgr = aligner(src, bgr, src_path)
         yield Item(name, src_path, src, bgr,
@@ -163,7 +163,7 @@ def _video_frames(reader, plates, config, size, targets, aligner):
         if config.resize and is_video_file(config.bgr):
             bgr = resize_image(bgr, size)
         if fitted is None or is_video_file(config.bgr):  # a still plate is fitted once
-            fitted = _fit_plate(src, bgr, config.src, config.bgr, config.resize_bgr)
+            fitted = fit_plate(src, bgr, config.src, config.bgr, config.resize_bgr)
         bgr = fitted
         if aligner:
             bgr = aligner(src, bgr, label)

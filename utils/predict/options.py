@@ -64,8 +64,9 @@ MODEL_DEFAULTS = {k: getattr(REFINE_DEFAULTS, k)
                   for k in ('backbone_scale', 'refine_mode', 'refine_sample_pixels', 'refine_threshold')}
 
 
-def _warn_to_stderr(message):
-    # tqdm.write keeps an active progress bar intact
+def warn_to_stderr(message):
+    """The default `warn`: one 'warning: ...' line on stderr (tqdm.write keeps an active
+    progress bar intact)."""
     from tqdm import tqdm
     tqdm.write(f'warning: {message}', file=sys.stderr)
 

@@ -17,7 +17,7 @@ from utils.image_io import to_uint8
 from utils.predict.compose import crop, images_to_nchw, output_images, pad_to_multiple, upsample
 from utils.predict.inputs import (Aligner, _check_background_video, _image_items, _video_items,
                                   find_image_pairs, input_mode)
-from utils.predict.options import FALLBACK_FPS, MODEL_DEFAULTS, PredictError, _warn_to_stderr, check_config
+from utils.predict.options import FALLBACK_FPS, MODEL_DEFAULTS, PredictError, check_config, warn_to_stderr
 from utils.predict.outputs import ImageSink, OutputStaging, VideoSink, _image_units, _video_units
 from utils.predict.targets import TargetBackground
 from utils.video_io import Prefetcher, ThreadedWriter, VideoReader
@@ -115,7 +115,7 @@ def run_prediction(config):
 
 
 def _run_prediction(config):
-    warn = config.warn or _warn_to_stderr
+    warn = config.warn or warn_to_stderr
     mode = input_mode(config.src, config.bgr)
     kinds = check_config(config, mode)
     target = TargetBackground(config.target_bgr, mode) if 'new' in kinds else None
