@@ -4,12 +4,15 @@ Images are handled as float32 numpy arrays in [0, 1], HWC, RGB order (OpenCV's B
 converted at the boundary so nothing else in the project has to think about it).
 """
 import os
+import struct
 import tempfile
+import zlib
 
 import cv2
 import numpy as np
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 class ImageReadError(ValueError):
@@ -30,6 +33,28 @@ def _to_float(img, path):
     raise ImageReadError(f'{path}: unsupported pixel type {img.dtype}; save it as 8- or 16-bit PNG/JPEG')
 
 
+def png_problem(data):
+    """Why PNG bytes are corrupt (a truncated file, a chunk failing its CRC), or None.
+
+    Checked before decoding because libpng prints its own `libpng error: ...` line to stderr
+    for these files before OpenCV gives up; the caller raises one clear error instead.
+    """
+    data = memoryview(data).cast('B')
+    pos = len(PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack('>I4s', data[pos:pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            return f'truncated in the {kind.decode("latin-1")} chunk'
+        crc, = struct.unpack('>I', data[end - 4:end])
+        if zlib.crc32(data[pos + 4:end - 4]) != crc:
+            return f'the {kind.decode("latin-1")} chunk fails its CRC check'
+        if kind == b'IEND':
+            return None
+        pos = end
+    return 'truncated (no IEND chunk)'
+
+
 def read_image(path, mode='rgb'):
     """Read an image file as float32 in [0, 1].
 
@@ -42,6 +67,10 @@ def read_image(path, mode='rgb'):
     if not os.path.isfile(path):
         raise ImageReadError(f'{path}: no such file; check the path')
     data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    if data[:len(PNG_SIGNATURE)].tobytes() == PNG_SIGNATURE:
+        problem = png_problem(data)
+        if problem:
+            raise ImageReadError(f'{path}: corrupt PNG ({problem}); re-save or re-copy it')
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise ImageReadError(f'{path}: not a readable image (corrupt or unsupported format); '
