@@ -24,6 +24,7 @@ import sys
 from utils.evaluation import (CompositeConfig, EvaluationError, ImageReadError, ModelConfig,
                               evaluate_model, evaluate_predictions, folder_samples,
                               photomatte85_samples, prepare_composites)
+from utils.engine import DEVICES
 
 
 def build_parser():
@@ -70,6 +71,8 @@ def build_parser():
                        help='pixels refined in sampling mode (320,000 = 20,000 4x4 patches, the '
                             "paper's photo setting)")
     model.add_argument('--refine-threshold', type=float, default=0.1)
+    model.add_argument('--device', choices=DEVICES, default='cpu',
+                       help='gpu needs the GPU build of PaddlePaddle')
     model.add_argument('--save-pred', default=None, metavar='DIR',
                        help='also save the 8-bit predictions as DIR/pha/<name>.png, DIR/fgr/<name>.png')
 
@@ -106,7 +109,8 @@ def main(argv=None):
             print(prepare_composites(samples, args.bgr_dir, args.cache_dir, composite, dataset, progress))
         else:
             model_config = ModelConfig(args.weights, args.model_type, args.backbone_scale,
-                                       args.refine_mode, args.refine_sample_pixels, args.refine_threshold)
+                                       args.refine_mode, args.refine_sample_pixels, args.refine_threshold,
+                                       device=args.device)
             evaluate_model(samples, args.bgr_dir, model_config, composite, dataset, args.cache_dir,
                            args.log_dir, args.run_name, args.save_pred, args.trimap_dir, args.limit,
                            progress)

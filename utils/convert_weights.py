@@ -1,7 +1,7 @@
 """Convert official BackgroundMattingV2 PyTorch checkpoints to Paddle, without torch.
 
 Command line:
-    python -m utils.convert_weights pytorch_mobilenetv2.pth mobilenetv2.pdparams
+    python -m utils.convert_weights pytorch_mobilenetv2.pth weights/mobilenetv2_official.pdparams
 
 The official checkpoints are written by `torch.save` (zip format since torch 1.6): a zip holding
 `data.pkl` (the pickled state dict, tensors as persistent references) and one file per tensor
@@ -352,6 +352,13 @@ def build_model(weights, model_type=None, backbone=None, strict=True, **refine_o
             raise CheckpointError(f'{weights}: refiner has kernel size {config["refine_kernel_size"]}, '
                                   f'but {kernel} was requested')
         model = MattingRefine(config['backbone'], **refine_options)
+    wrong_shape = shape_mismatches(model, state)
+    if wrong_shape:
+        raise CheckpointError(
+            f'{weights}: {len(wrong_shape)} tensor(s) of the wrong shape for a '
+            f'{config["backbone"]} Matting{model_type.capitalize()}: {_describe(wrong_shape, 3)}; '
+            f'the file was saved from another model variant or is damaged: re-convert it from '
+            f'the original checkpoint, or use weights of this model')
     with warnings.catch_warnings():
         # Paddle warns once per entry it skips; we report missing entries ourselves below.
         warnings.simplefilter('ignore', UserWarning)
@@ -361,6 +368,13 @@ def build_model(weights, model_type=None, backbone=None, strict=True, **refine_o
                               f'unexpected {_describe(unexpected)}')
     model.eval()
     return model
+
+
+def shape_mismatches(model, state):
+    """'name (expected [..], got [..])' for each entry of `state` whose shape the model's differs."""
+    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
+    return [f'{k} (expected {expected[k]}, got {list(np.shape(v))})' for k, v in state.items()
+            if k in expected and list(np.shape(v)) != expected[k]]
 
 
 def convert_checkpoint(src, dst, deeplabv3_backbone=None):

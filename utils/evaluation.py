@@ -300,6 +300,7 @@ class ModelConfig:
     refine_mode: str = 'sampling'
     refine_sample_pixels: int = 320_000  # 20,000 4x4 patches, the paper's photo setting
     refine_threshold: float = 0.1
+    device: str = 'cpu'  # one of utils.engine.DEVICES
 
 
 def load_model(config):
@@ -310,6 +311,11 @@ def load_model(config):
     if not os.path.isfile(config.weights):
         raise EvaluationError(f'weights file {config.weights!r} does not exist')
     from utils.convert_weights import build_model  # imports paddle; only needed here
+    from utils.engine import set_device
+    try:
+        set_device(config.device)
+    except RuntimeError as exc:  # a GPU asked of a CPU-only Paddle
+        raise EvaluationError(str(exc)) from None
     # build_model uses the refine options only when it builds a MattingRefine.
     options = {'backbone_scale': config.backbone_scale, 'refine_mode': config.refine_mode,
                'refine_sample_pixels': config.refine_sample_pixels,
