@@ -109,6 +109,13 @@ def to_uint8(img):
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def default_permissions(path):
+    """Give a file made by mkstemp (private, 0600) the permissions open() would have given it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_bytes(path, data):
     """Write bytes to `path` so that readers never see a half-written file."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -117,10 +124,7 @@ def atomic_write_bytes(path, data):
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
-        # mkstemp creates the file private (0600); give it the permissions open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
