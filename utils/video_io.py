@@ -196,7 +196,9 @@ class VideoFileWriter:
         if codec in _FFMPEG_CODECS:
             encoder, pix_fmt, _ = _FFMPEG_CODECS[codec]
             audio = audio_from if audio_from and has_audio(audio_from) else None
-            output_params = ['-shortest'] if audio else []
+            # the audio is cut to the video: padded with silence (apad) so that a slightly
+            # shorter track never cuts the last frames off with -shortest
+            output_params = ['-af', 'apad', '-shortest'] if audio else []
             if codec == 'vp9-alpha':
                 output_params += ['-auto-alt-ref', '0', '-b:v', '0', '-crf', '20']
             self._ffmpeg = iio.write_frames(
