@@ -128,6 +128,9 @@ def _terminate_as_exception():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    # Paddle installs a SIGTERM handler of its own when imported (it prints a FatalError
+    # report and exits, leaving the staging folder): import it first so that ours replaces it.
+    import paddle  # noqa: F401
 
     def stop(signum, frame):
         raise Terminated(signum)
