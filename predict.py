@@ -147,7 +147,8 @@ def build_parser():
     outputs = parser.add_argument_group('outputs')
     outputs.add_argument('--output-dir', default='image', metavar='DIR',
                          help='default: ./image')
-    outputs.add_argument('--output-types', '--output-type', dest='output_types', nargs='+', choices=OUTPUT_KINDS, metavar='TYPE',
+    outputs.add_argument('--output-types', '--output-type', dest='output_types', nargs='+',
+                         choices=OUTPUT_KINDS, metavar='TYPE',
                          help='any of: pha (alpha matte), fgr (foreground colour), com (foreground '
                               'with alpha, RGBA PNG), err (error map), ref (refined patches), new '
                               '(composite on --target-bgr). Default: pha fgr com new (video files: '

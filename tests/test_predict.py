@@ -724,7 +724,7 @@ def test_video_outputs_are_h264_with_the_source_audio(video, converted_weights, 
     assert np.abs(alpha.astype(int) - expected.astype(int)).mean() < 8
 
 
-def test_folder_of_videos(video, converted_weights, tmp_path):
+def test_folder_of_videos(video, converted_weights, tmp_path, capsys):
     """Each clip into its own folder, with the plate of its name (image or video), or one plate."""
     clips, plates = tmp_path / 'clips', tmp_path / 'plates'
     clips.mkdir()
@@ -744,6 +744,12 @@ def test_folder_of_videos(video, converted_weights, tmp_path):
     assert run(['--src', str(clips), '--bgr', video['plate'], '--output-dir', str(one),
                 '--video-output-type', 'png_sequence', '--output-types', 'pha'], converted_weights) == 0
     assert sorted(os.listdir(one / 'two' / 'pha')) == ['000000.png', '000001.png', '000002.png']
+    capsys.readouterr()
     os.remove(plates / 'two.mp4')
     assert run(['--src', str(clips), '--bgr', str(plates), '--output-dir', str(tmp_path / 'x')],
                converted_weights) == 1
+    assert 'no background of the same name' in error_line(capsys)
+    write_video(str(clips / 'one.mov'), frames[:2])
+    assert run(['--src', str(clips), '--bgr', video['plate'], '--output-dir', str(tmp_path / 'x')],
+               converted_weights) == 1
+    assert 'collide' in error_line(capsys)

@@ -7,5 +7,5 @@ from .options import (ENGINES, MODEL_DEFAULTS, VIDEO_OUTPUT_TYPES, PredictConfig
                       UsageError)
 from .run import run_prediction
 
-__all__ = ['ENGINES', 'MODEL_DEFAULTS', 'VIDEO_OUTPUT_TYPES', 'PredictConfig', 'PredictError', 'Terminated', 'UsageError',
-           'run_prediction']
+__all__ = ['ENGINES', 'MODEL_DEFAULTS', 'VIDEO_OUTPUT_TYPES', 'PredictConfig', 'PredictError', 'Terminated',
+           'UsageError', 'run_prediction']

@@ -67,7 +67,8 @@ def find_image_pairs(src, bgr):
 
 def list_videos(folder):
     """Names of the video files in `folder` (by extension), sorted."""
-    return sorted(n for n in os.listdir(folder) if is_video_file(n) and os.path.isfile(os.path.join(folder, n)))
+    return sorted(n for n in os.listdir(folder)
+                  if is_video_file(n) and os.path.isfile(os.path.join(folder, n)))
 
 
 def input_mode(src, bgr):
@@ -137,6 +138,12 @@ def find_video_clips(src, bgr):
     """(name, src_video, plate) per video of the folder `src`: the plate of the same name
     (extension aside, image or video) in the folder `bgr`, or the one plate file `bgr`."""
     clips = [os.path.join(src, name) for name in list_videos(src)]
+    stems = {}
+    for clip in clips:
+        if _stem(clip) in stems:
+            raise PredictError(f'{clip}: same name as {stems[_stem(clip)]}, so their outputs would '
+                               f'collide; rename one of them')
+        stems[_stem(clip)] = clip
     if os.path.isfile(bgr):
         return [(_stem(c), c, bgr) for c in clips]
     plates = {}

@@ -5,9 +5,9 @@
     summary = run_prediction(config)
 
 Inputs are one src/bgr image pair, two folders of images matched by name, a video with a
-background image or background video, or a folder of videos (utils.predict.inputs). Items are read (and, with
-alignment, aligned) in a background thread, run through the engine in batches, and written by
-another thread into a staging folder (utils.predict.outputs).
+background image or background video, or a folder of videos (utils.predict.inputs). Items are
+read (and, with alignment, aligned) in a background thread, run through the engine in batches,
+and written by another thread into a staging folder (utils.predict.outputs).
 """
 import contextlib
 import os
