@@ -81,7 +81,8 @@ def build_parser():
                        help='dygraph: the Paddle model run eagerly; inference: Paddle Inference on '
                             'the exported graph (what predict.py runs on the CPU); auto: inference '
                             'on the CPU, else dygraph')
-    model.add_argument('--device', choices=DEVICES, default=None, help="unset: Paddle's default device")
+    model.add_argument('--device', choices=DEVICES, default=None,
+                       help="unset: Paddle's default device; gpu needs the GPU build of PaddlePaddle")
     model.add_argument('--save-pred', default=None, metavar='DIR',
                        help='also save the 8-bit predictions as DIR/pha/<name>.png, DIR/fgr/<name>.png')
 

@@ -2,50 +2,48 @@
 
 The official inference_images.py and inference_video.py in one command:
 
-    # the samples shipped in dataset/samples, outputs in ./image
-    python predict.py --weights mobilenetv2.pdparams
+    # the samples shipped in dataset/samples, outputs in ./image (default weights:
+    # weights/bgmv2_mobilenetv2_synthetic.pdparams)
+    python predict.py
 
     # one pair, two folders matched by file name, or a video with its background
     python predict.py --src photo.jpg --bgr plate.jpg --weights pytorch_mobilenetv2.pth
     python predict.py --src shots/ --bgr plates/ --output-types pha com --weights W
     python predict.py --src take.mp4 --bgr plate.png --preprocess-alignment \\
         --output-types pha new --target-bgr beach.jpg --weights W
+    python predict.py --src takes/ --bgr plates/ --output-types pha com     # a folder of videos
 
     # live: a camera (index or stream URL, or a video file standing in for one), the official
     # inference_webcam.py (window: B captures the plate, N switches the background, Q quits)
     python predict.py --camera 0 --resolution 1280 720
     python predict.py --camera take.mp4 --headless --record live.mp4 --target-bgr blur
 
-Images give <output-dir>/<kind>/<name>.png; videos give <output-dir>/<kind>.mp4 (or
-<output-dir>/<kind>/000000.png ... with --video-output-type png_sequence), at the input
-frame rate. Existing outputs are kept unless --overwrite is given, and outputs appear only
-when the whole run succeeded. The work is done in utils/predict/.
+Images give <output-dir>/<kind>/<name>.png; a video gives <output-dir>/<kind>.mp4 (H.264,
+with the source's audio in com/new; com.webm: VP9 with alpha), or <output-dir>/<kind>/000000.png
+... with --video-output-type png_sequence, at the input frame rate; a folder of videos gives
+<output-dir>/<clip>/... per clip. Outputs that predict.py wrote before are replaced (it
+lists them in <output-dir>/.predict-outputs.json); other existing files are kept unless
+--overwrite is given. Outputs appear only when the whole run succeeded. The work is done in
+utils/predict/.
 
-Exit codes: 0 success, 1 error (bad input file, weights, output folder), 2 usage error.
+Exit codes: 0 success, 1 error (bad input file, weights, output folder), 2 usage error,
+130 / 143 interrupted (Ctrl+C / SIGTERM; nothing written).
 """
 import argparse
 import os
 import sys
-import warnings
 
-# Paddle warns about a C++ extension tool on import; it is irrelevant here and would bury our
-# own messages.
-warnings.filterwarnings('ignore', message='No ccache found')
-
-from model.options import BACKBONES, MODEL_TYPES, REFINE_KERNEL_SIZES, REFINE_MODES  # noqa: E402
-from utils.deploy.engine import DEVICES  # noqa: E402
-from utils.live import DEFAULT_PLATE_FRAMES, LiveOptions, run_live  # noqa: E402
-from utils.live import summary_line as live_summary_line  # noqa: E402
-from utils.predict import (ENGINES, MODEL_DEFAULTS, VIDEO_OUTPUT_TYPES, PredictConfig,  # noqa: E402
-                           UsageError, run_prediction)
-from utils.predict.compose import DEFAULT_TARGET_BGR, OUTPUT_KINDS  # noqa: E402
+from model.options import BACKBONES, OFFICIAL_MODEL_TYPES, REFINE_KERNEL_SIZES, REFINE_MODES
+from utils.deploy.engine import DEVICES
+from utils.live import DEFAULT_PLATE_FRAMES, LiveOptions, run_live
+from utils.live import summary_line as live_summary_line
+from utils.predict import (ENGINES, MODEL_DEFAULTS, VIDEO_OUTPUT_TYPES, PredictConfig,
+                           Terminated, UsageError, run_prediction)
+from utils.predict.compose import DEFAULT_TARGET_BGR, OUTPUT_KINDS
 
 # Options of the camera mode, not part of PredictConfig.
 CAMERA_OPTIONS = ('camera', 'headless', 'record', 'plate_frames', 'max_frames', 'camera_fps',
-                  'hide_fps', 'model_type')
-# --model-type in the official scripts' spelling of MODEL_TYPES (mattingrefine, mattingbase);
-# predict.py runs the first.
-OFFICIAL_MODEL_TYPES = tuple(f'matting{kind}' for kind in MODEL_TYPES)
+                  'hide_fps')
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 # The default checkpoint (trained by this project on synthetic data, see README); predict.py
@@ -53,6 +51,11 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_WEIGHTS = os.path.join(ROOT, 'weights', 'bgmv2_mobilenetv2_synthetic.pdparams')
 SAMPLE_SRC = os.path.join(ROOT, 'dataset', 'samples', 'src')
 SAMPLE_BGR = os.path.join(ROOT, 'dataset', 'samples', 'bgr')
+# Options of the official scripts that have no PredictConfig field.
+OFFICIAL_ONLY_OPTIONS = ('model_type', 'num_workers')
+# --output-format's values in the official inference_video.py -> --video-output-type.
+OFFICIAL_OUTPUT_FORMATS = {'image_sequences': 'png_sequence'}
+
 
 def _display_path(path):
     """`path` relative to the working folder when inside it, else absolute."""
@@ -69,13 +72,18 @@ Download an official checkpoint (e.g. pytorch_mobilenetv2.pth, linked from the o
 BackgroundMattingV2 README) and pass it directly (converted on the fly):
   python predict.py --weights pytorch_mobilenetv2.pth
 or convert it once to .pdparams{where}:
-  python -m utils.convert_weights pytorch_mobilenetv2.pth mobilenetv2.pdparams
-  python predict.py --weights mobilenetv2.pdparams'''
+  python -m utils.convert_weights pytorch_mobilenetv2.pth weights/mobilenetv2_official.pdparams
+  python predict.py --weights weights/mobilenetv2_official.pdparams'''
 
 
 def _device(value):
     """'cuda' (the official scripts' spelling) is accepted for 'gpu'."""
     return 'gpu' if value == 'cuda' else value
+
+
+def _video_output_type(value):
+    """The official --output-format values are accepted too (image_sequences)."""
+    return OFFICIAL_OUTPUT_FORMATS.get(value, value)
 
 
 def build_parser():
@@ -85,7 +93,7 @@ def build_parser():
                     '--model-checkpoint, --model-backbone, ...) are accepted too.',
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='examples:\n'
-               '  python predict.py --weights mobilenetv2.pdparams          # the shipped samples\n'
+               '  python predict.py                                          # the shipped samples\n'
                '  python predict.py --src a.jpg --bgr a_bgr.jpg --weights pytorch_resnet50.pth\n'
                '  python predict.py --src take.mp4 --bgr plate.png --preprocess-alignment --weights W')
     inputs = parser.add_argument_group('inputs')
@@ -119,10 +127,10 @@ def build_parser():
     camera.add_argument('--camera-fps', type=float, metavar='FPS',
                         help="pace of a video file standing in for a camera (default: the file's rate)")
     camera.add_argument('--hide-fps', action='store_true', help='no frame rate in the window')
-    camera.add_argument('--model-type', choices=OFFICIAL_MODEL_TYPES, default=OFFICIAL_MODEL_TYPES[0],
-                        help=f'the official scripts\' option; only {OFFICIAL_MODEL_TYPES[0]} runs here')
 
     model = parser.add_argument_group('model')
+    model.add_argument('--model-type', choices=OFFICIAL_MODEL_TYPES, default=OFFICIAL_MODEL_TYPES[0],
+                       help=f'the official scripts\' option; only {OFFICIAL_MODEL_TYPES[0]} runs here')
     model.add_argument('--weights', '--model-checkpoint', dest='weights', metavar='FILE',
                        help=f'.pdparams, or an official .pth (converted on the fly); default '
                             f'{os.path.relpath(DEFAULT_WEIGHTS, ROOT)} when it exists')
@@ -158,21 +166,27 @@ def build_parser():
                        help='float16 needs --device gpu (default: float32)')
     model.add_argument('--batch-size', type=int, default=4, metavar='N',
                        help='frames (or same-sized images) per network call (default: 4)')
+    model.add_argument('--num-workers', type=int, default=0, metavar='N',
+                       help="accepted for the official commands; no effect: inputs are always "
+                            "read in one background thread while the network runs")
 
     outputs = parser.add_argument_group('outputs')
     outputs.add_argument('--output-dir', default='image', metavar='DIR',
                          help='default: ./image')
-    outputs.add_argument('--output-types', nargs='+', choices=OUTPUT_KINDS, metavar='TYPE',
+    outputs.add_argument('--output-types', '--output-type', dest='output_types', nargs='+',
+                         choices=OUTPUT_KINDS, metavar='TYPE',
                          help='any of: pha (alpha matte), fgr (foreground colour), com (foreground '
                               'with alpha, RGBA PNG), err (error map), ref (refined patches), new '
                               '(composite on --target-bgr). Default: pha fgr com new (video files: '
-                              'pha fgr new, as mp4 has no alpha)')
+                              'pha fgr new; com is then a .webm with alpha)')
     outputs.add_argument('--target-bgr', '--video-target-bgr', dest='target_bgr', metavar='BGR',
                          help='background of the "new" output: an image (scaled to cover, centred), '
                               'a video (for video input), or a colour R,G,B or #RRGGBB '
                               f'(default: {",".join(map(str, DEFAULT_TARGET_BGR))})')
-    outputs.add_argument('--video-output-type', choices=VIDEO_OUTPUT_TYPES, default='video',
-                         help='video: <kind>.mp4 files; png_sequence: <kind>/000000.png ... '
+    outputs.add_argument('--video-output-type', '--output-format', dest='video_output_type',
+                         type=_video_output_type, choices=VIDEO_OUTPUT_TYPES, default='video',
+                         help='video: <kind>.mp4 files (H.264; com as com.webm, VP9 with alpha); '
+                              'png_sequence (official: image_sequences): <kind>/000000.png ... '
                               '(default: video)')
     outputs.add_argument('--overwrite', '-y', action='store_true',
                          help='replace existing outputs (default: stop before running)')
@@ -188,13 +202,13 @@ def values_given(args, name):
 def config_from_args(args):
     """A PredictConfig from parsed arguments (the sample data when no inputs are given)."""
     values = dict(vars(args))
-    for name in CAMERA_OPTIONS:
+    for name in CAMERA_OPTIONS + OFFICIAL_ONLY_OPTIONS:
         values.pop(name)
     if args.model_type != OFFICIAL_MODEL_TYPES[0]:
         raise UsageError(f'--model-type {args.model_type}: predict.py runs MattingRefine; pass '
                          f'--model-type {OFFICIAL_MODEL_TYPES[0]} with a MattingRefine checkpoint')
     if args.camera is None:
-        given = [name for name in CAMERA_OPTIONS[1:-1] if values_given(args, name)]
+        given = [name for name in CAMERA_OPTIONS[1:] if values_given(args, name)]
         if given:
             raise UsageError(f'--{given[0].replace("_", "-")} applies to --camera only')
     else:
@@ -244,12 +258,15 @@ def main(argv=None):
     except (PredictError, CheckpointError, ImageReadError, VideoReadError, VideoWriteError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
+    except Terminated as e:
+        print('terminated; no outputs were written', file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print('interrupted; no outputs were written', file=sys.stderr)
         return 130
     if not args.quiet:
         count, seconds = summary['count'], summary['seconds']
-        unit = 'frame' if summary['mode'] == 'video' else 'image'
+        unit = 'image' if summary['mode'] == 'images' else 'frame'
         print(f'{count} {unit}{"s" if count != 1 else ""} in {seconds:.1f} s '
               f'({count / max(seconds, 1e-9):.2f}/s): {" ".join(summary["kinds"])} written to '
               f'{summary["output_dir"]}')

@@ -7,6 +7,7 @@ pipeline from the folders of the data-path table (``dataset.data_path``);
 ``SyntheticMattingDataset`` generates comparable samples with no download;
 ``augmentation.augment_batch`` is the per-step batch augmentation of the training loop.
 """
+import utils.library_logging  # noqa: F401  first: quiets third-party import-time noise
 from . import augmentation
 from .data_path import DATA_PATH, DataPathError, load_data_path, resolve, add_data_path_arguments, \
     data_path_from_args

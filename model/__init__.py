@@ -10,7 +10,7 @@ import importlib
 _HOMES = {
     'BACKBONES': 'options', 'REFINE_MODES': 'options', 'REFINE_KERNEL_SIZES': 'options',
     'MODEL_TYPES': 'options', 'OUTPUT_NAMES': 'options', 'BASE_OUTPUT_NAMES': 'options', 'RefineOptions': 'options',
-    'REFINE_DEFAULTS': 'options',
+    'REFINE_DEFAULTS': 'options', 'OFFICIAL_MODEL_TYPES': 'options', 'BASE_MIN_SIDE': 'options',
     'MattingBase': 'model', 'MattingRefine': 'model', 'check_inputs': 'model',
     'Refiner': 'refiner',
     'CheckpointError': 'weights', 'Weights': 'weights', 'build_model': 'weights', 'load_weights': 'weights',

@@ -10,6 +10,13 @@ BACKBONES = ('mobilenetv2', 'resnet50', 'resnet101')
 REFINE_MODES = ('full', 'sampling', 'thresholding')
 REFINE_KERNEL_SIZES = (1, 3)
 MODEL_TYPES = ('refine', 'base')
+# MODEL_TYPES in the official scripts' spelling (their --model-type); predict.py runs the first.
+OFFICIAL_MODEL_TYPES = tuple(f'matting{kind}' for kind in MODEL_TYPES)
+# The backbones' output stride: the base network's input (the image times backbone_scale) needs
+# at least this many pixels on its shorter side to fill one feature cell; below it the matte is
+# empty (measured on the samples: 128x72 at scale 0.25 gives a usable matte, 96x54 can give an
+# all-zero one).
+BASE_MIN_SIDE = 16
 # MattingRefine's outputs, in order; and MattingBase's.
 OUTPUT_NAMES = ('pha', 'fgr', 'pha_sm', 'fgr_sm', 'err_sm', 'ref_sm')
 BASE_OUTPUT_NAMES = ('pha', 'fgr', 'err', 'hid')

@@ -388,6 +388,13 @@ def build_model(weights, model_type=None, backbone=None, strict=True, **refine_o
             raise CheckpointError(f'{weights}: refiner has kernel size {config["refine_kernel_size"]}, '
                                   f'but {kernel} was requested')
         model = MattingRefine(config['backbone'], **refine_options)
+    wrong_shape = shape_mismatches(model, state)
+    if wrong_shape:
+        raise CheckpointError(
+            f'{weights}: {len(wrong_shape)} tensor(s) of the wrong shape for a '
+            f'{config["backbone"]} Matting{model_type.capitalize()}: {_describe(wrong_shape, 3)}; '
+            f'the file was saved from another model variant or is damaged: re-convert it from '
+            f'the original checkpoint, or use weights of this model')
     with warnings.catch_warnings():
         # Paddle warns once per entry it skips; we report missing entries ourselves below.
         warnings.simplefilter('ignore', UserWarning)
@@ -397,4 +404,11 @@ def build_model(weights, model_type=None, backbone=None, strict=True, **refine_o
                               f'unexpected {_describe(unexpected)}')
     model.eval()
     return model
+
+
+def shape_mismatches(model, state):
+    """'name (expected [..], got [..])' for each entry of `state` whose shape the model's differs."""
+    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
+    return [f'{k} (expected {expected[k]}, got {list(np.shape(v))})' for k, v in state.items()
+            if k in expected and list(np.shape(v)) != expected[k]]
 

@@ -1,6 +1,9 @@
 """Shared test fixtures: paths to the official reference data and converted weights."""
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -12,6 +15,13 @@ if ROOT not in sys.path:
 REFERENCE_DIR = os.environ.get(
     'BGMV2_REFERENCE', os.path.join(os.path.dirname(ROOT), 'shared', 'reference'))
 MOBILENET_REF = os.path.join(REFERENCE_DIR, 'mobilenetv2')
+
+# Paddle Inference exports made by the tests (and the CLIs they start) go to a private cache,
+# not the user's; removed at exit.
+from utils.deploy.export import CACHE_ENV  # noqa: E402
+TEST_CACHE_DIR = tempfile.mkdtemp(prefix='bgmv2-test-cache-')
+os.environ[CACHE_ENV] = TEST_CACHE_DIR
+atexit.register(shutil.rmtree, TEST_CACHE_DIR, ignore_errors=True)
 
 
 def require_reference():

@@ -49,3 +49,12 @@ def test_tiny_benchmark_run_prints_json_lines(tmp_path):
             assert result['refined_patches_per_image'] == 25
         else:
             assert result['frames'] == 2 and result['infer_ms_per_frame'] > 0
+
+
+def test_default_threads_are_recorded_as_the_cpus_used():
+    from utils.deploy.benchmark import build_parser, configurations
+    from utils.deploy.engine import available_cpus
+    configs = configurations(build_parser().parse_args(['--resolution', '160x128']))
+    assert configs and all(c['threads'] == available_cpus() for c in configs)
+    configs = configurations(build_parser().parse_args(['--resolution', '160x128', '--threads', '1']))
+    assert all(c['threads'] == 1 for c in configs)

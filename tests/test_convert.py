@@ -244,3 +244,19 @@ def test_pdparams_that_is_not_paddle(tmp_path):
     path.write_bytes(b'\x00garbage')
     with pytest.raises(CheckpointError, match='not a Paddle .pdparams'):
         load_weights(str(path))
+
+
+def test_wrong_shape_is_one_line_naming_the_shapes(tmp_path):
+    """A tensor of another shape is reported as such (expected vs got), not as missing/unexpected."""
+    from utils.convert_weights import save_pdparams
+    paddle.seed(0)
+    state = {k: v.numpy() for k, v in MattingRefine('mobilenetv2').state_dict().items()}
+    state['decoder.conv1.weight'] = np.zeros([128, 288, 3, 5], np.float32)
+    path = str(tmp_path / 'wrong_shape.pdparams')
+    save_pdparams(state, path)
+    with pytest.raises(CheckpointError) as info:
+        build_model(path)
+    message = str(info.value)
+    assert '\n' not in message and 'wrong shape' in message
+    assert 'decoder.conv1.weight (expected [128, 288, 3, 3], got [128, 288, 3, 5])' in message
+    assert 'missing' not in message and 'unexpected' not in message

@@ -16,7 +16,7 @@ OPTIONS = dict(refine_mode='sampling', refine_sample_pixels=4_000)
 
 @pytest.fixture(scope='module')
 def weights(reference_weights, tmp_path_factory):
-    """A private copy of the reference weights: engines cache their exports next to it."""
+    """A private copy of the reference weights (tests below change files around it)."""
     path = str(tmp_path_factory.mktemp('weights') / 'mobilenetv2.pth')
     shutil.copy(reference_weights, path)
     return path
@@ -33,9 +33,11 @@ def inference(weights):
     return create_engine(weights, engine='inference', threads=2, **OPTIONS)
 
 
-def test_inference_engine_is_cached_next_to_the_weights(inference, weights):
+def test_inference_engine_is_cached_in_the_user_cache(inference, weights):
+    from utils.deploy.export import export_cache_dir
     assert isinstance(inference, InferenceEngine) and inference.onednn and inference.threads == 2
-    assert os.path.dirname(inference.model_dir) == weights + '.inference'
+    assert os.path.dirname(inference.model_dir) == export_cache_dir()
+    assert not os.path.exists(weights + '.inference')
     assert inference.options['refine_sample_pixels'] == 4000
     assert inference.options['backbone'] == 'mobilenetv2'
     again = create_engine(weights, engine='inference', **OPTIONS)
@@ -109,3 +111,39 @@ def test_bfloat16_runs_close_to_float32(inference, case):
     a, b = inference(*case), bf16(*case)
     assert np.abs(a['pha_sm'] - b['pha_sm']).mean() < 0.01
     assert np.abs(a['pha'] - b['pha']).mean() < 0.01
+
+
+@pytest.mark.parametrize('problem', ['base', 'backbone'])
+def test_auto_reports_mismatched_weights_in_one_line(problem, tmp_path, capfd):
+    """MattingBase weights or another backbone: the error alone, no fallback warning first."""
+    import paddle
+    from model import MattingBase, MattingRefine
+    from model.weights import CheckpointError
+    from utils.convert_weights import save_pdparams
+    paddle.seed(0)
+    path = str(tmp_path / 'w.pdparams')
+    net = MattingRefine('mobilenetv2') if problem == 'backbone' else MattingBase('mobilenetv2')
+    save_pdparams({k: v.numpy() for k, v in net.state_dict().items()}, path)
+    options = dict(OPTIONS, backbone='resnet50') if problem == 'backbone' else OPTIONS
+    expected = 'backbone resnet50 was requested' if problem == 'backbone' else 'MattingBase'
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        with pytest.raises(CheckpointError, match=expected) as info:
+            create_engine(path, engine='auto', cache_dir=str(tmp_path / 'cache'), **options)
+    assert '\n' not in str(info.value)
+    assert not os.path.exists(tmp_path / 'cache')
+
+
+def test_fallback_warning_is_one_line(weights, monkeypatch):
+    import utils.deploy.export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('simulated predictor failure')
+
+    monkeypatch.setattr(utils.deploy.export, 'cached_export', broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        create_engine(weights, engine='auto', **OPTIONS)
+    text = warnings.formatwarning(caught[0].message, caught[0].category, caught[0].filename,
+                                  caught[0].lineno, caught[0].line)
+    assert text.strip().count('\n') == 0 and 'simulated predictor failure' in text

@@ -342,3 +342,19 @@ def test_folder_layout_datasets_are_composited_like_photomatte85(dataset, tmp_pa
     os.rename(tmp_path / 'gt' / 'fgr', tmp_path / 'gt' / 'nofgr')
     with pytest.raises(E.EvaluationError, match='compositing needs the true foregrounds'):
         E.folder_samples(str(tmp_path / 'gt'), require_fgr=True)
+
+
+def test_cli_device_option(dataset, tmp_path, random_weights, capsys):
+    """--device takes the engine's DEVICES; gpu on a CPU-only Paddle is one clear error."""
+    import paddle
+    from utils.deploy.engine import DEVICES
+    parser = eval_script.build_parser()
+    device_action = next(a for a in parser._actions if '--device' in a.option_strings)
+    assert tuple(device_action.choices) == DEVICES and device_action.default is None  # Paddle's default
+    if paddle.device.is_compiled_with_cuda():
+        pytest.skip('this Paddle has CUDA: --device gpu is valid here')
+    code = eval_script.main(['--data-dir', dataset['fgr'], '--bgr-dir', dataset['bgr'],
+                             '--weights', random_weights, '--device', 'gpu', '--no-progress',
+                             '--cache-dir', str(tmp_path / 'cache'), '--log-dir', str(tmp_path / 'log')])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1 and 'GPU build of PaddlePaddle' in err

@@ -8,11 +8,15 @@ kernel-1 refiner, a batch of 2, the no-patch case and the export folder itself a
 """
 import json
 import os
+import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from conftest import MOBILENET_REF, require_reference
+from conftest import MOBILENET_REF, ROOT, require_reference
 from model.weights import build_model, convert_state_dict, read_torch_checkpoint
 from utils.convert_weights import save_pdparams
 from utils.deploy.engine import OUTPUT_NAMES, DygraphEngine, InferenceEngine
@@ -172,3 +176,101 @@ def test_onnx_export_matches_onnxruntime(reference_weights, tmp_path):
     eager = DygraphEngine(build_model(reference_weights, refine_mode='sampling',
                                       refine_sample_pixels=4_000))(case['src'], case['bgr'])
     _compare(dict(zip(OUTPUT_NAMES, outputs)), eager)
+
+
+# ---------------------------------------------------------------- the export cache
+
+def test_export_cache_is_in_the_user_cache_folder(monkeypatch, tmp_path):
+    from utils.deploy.export import CACHE_APP_NAME, CACHE_ENV, export_cache_dir
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / 'mine'))
+    assert export_cache_dir() == str(tmp_path / 'mine' / 'exports')
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
+    assert export_cache_dir() == str(tmp_path / 'xdg' / CACHE_APP_NAME / 'exports')
+    monkeypatch.delenv('XDG_CACHE_HOME')
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    assert export_cache_dir() == str(tmp_path / 'home' / '.cache' / CACHE_APP_NAME / 'exports')
+
+
+def _fake_export(cache, name, age):
+    folder = cache / name
+    folder.mkdir(parents=True)
+    (folder / METADATA_FILE).write_text('{}')
+    os.utime(folder / METADATA_FILE, (time.time() - age, time.time() - age))
+    return folder
+
+
+def test_evict_exports_keeps_the_most_recently_used(tmp_path):
+    from utils.deploy.export import evict_exports
+    folders = [_fake_export(tmp_path, f'key{i}', age=100 * i) for i in range(5)]  # key0 newest
+    (tmp_path / 'not-an-export').mkdir()
+    removed = evict_exports(str(tmp_path), 2, keep=str(folders[4]))
+    assert sorted(removed) == sorted(str(f) for f in folders[2:4])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['key0', 'key1', 'key4', 'not-an-export']
+
+
+def test_cached_export_from_a_read_only_folder_is_bounded(reference_weights, tmp_path, monkeypatch):
+    """Nothing is written beside the weights; the cache drops its least recently used export."""
+    from utils.deploy.export import CACHE_ENV, export_cache_dir
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / 'cache'))
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    weights = shared / 'weights.pth'
+    shutil.copy(reference_weights, weights)
+    shared.chmod(0o555)
+    cache = tmp_path / 'cache' / 'exports'
+    old, recent = _fake_export(cache, 'old', age=1000), _fake_export(cache, 'recent', age=10)
+    try:
+        out = cached_export(str(weights), max_entries=2, refine_mode='sampling',
+                            refine_sample_pixels=4_000)
+    finally:
+        shared.chmod(0o755)
+    assert os.path.dirname(out) == export_cache_dir() == str(cache)
+    assert os.listdir(shared) == ['weights.pth']
+    assert sorted(os.listdir(cache)) == sorted([os.path.basename(out), 'recent'])
+    assert not old.exists()
+    os.utime(recent / METADATA_FILE, (time.time() - 5000, time.time() - 5000))
+    before = os.path.getmtime(os.path.join(out, METADATA_FILE))
+    time.sleep(0.01)
+    assert cached_export(str(weights), refine_mode='sampling', refine_sample_pixels=4_000) == out
+    assert os.path.getmtime(os.path.join(out, METADATA_FILE)) > before  # its use is recorded
+
+
+@pytest.mark.parametrize('kind', ['garbage', 'wrong_shape'])
+def test_failed_weights_leave_no_cache_folder(kind, tmp_path, monkeypatch):
+    import paddle
+    from model import MattingRefine
+    from model.weights import CheckpointError
+    from utils.convert_weights import save_pdparams
+    from utils.deploy.export import CACHE_ENV
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / 'cache'))
+    weights = tmp_path / 'weights' / 'w.pdparams'
+    weights.parent.mkdir()
+    if kind == 'garbage':
+        weights.write_bytes(b'not weights')
+    else:
+        paddle.seed(0)
+        state = {k: v.numpy() for k, v in MattingRefine('mobilenetv2').state_dict().items()}
+        state['refiner.conv1.weight'] = state['refiner.conv1.weight'][:, :, :1]
+        save_pdparams(state, str(weights))
+    with pytest.raises(CheckpointError):
+        cached_export(str(weights))
+    assert not (tmp_path / 'cache').exists()
+    assert os.listdir(weights.parent) == ['w.pdparams']
+
+
+def test_export_cli_device_option_and_quiet_console(reference_weights, tmp_path):
+    """--device comes from utils.deploy.engine.DEVICES; an export prints no library noise."""
+    import paddle
+    from utils.deploy.engine import DEVICES
+    command = [sys.executable, '-m', 'utils.deploy.export', reference_weights, str(tmp_path / 'out'),
+               '--refine-mode', 'thresholding']
+    done = subprocess.run(command + ['--device', 'cpu'], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ''  # no `PIR not support input out tensor`, no `No ccache found`
+    assert 'Exported' in done.stdout
+    assert 'gpu' in DEVICES
+    if not paddle.device.is_compiled_with_cuda():
+        done = subprocess.run(command + ['--device', 'gpu'], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 1 and done.stderr.count('\n') == 1
+        assert 'GPU build of PaddlePaddle' in done.stderr

@@ -51,9 +51,9 @@ def _reference_key(case, mode, name):
 
 
 def _cases():
-    for filename, kernel, modes in CASES:
-        for mode in modes:
-            yield pytest.param(filename, kernel, mode, id=f'{filename[5:-4]}-{mode}')
+    # a list: pytest deprecates (PytestRemovedIn10Warning) parametrizing over a generator
+    return [pytest.param(filename, kernel, mode, id=f'{filename[5:-4]}-{mode}')
+            for filename, kernel, modes in CASES for mode in modes]
 
 
 @pytest.mark.parametrize('filename,kernel,mode', _cases())

@@ -6,8 +6,11 @@ check exit codes and messages end to end. Weights: the official-format reference
 (.pth, converted on the fly) and its .pdparams conversion (conftest fixtures).
 """
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -16,6 +19,7 @@ import pytest
 import predict
 from test_alignment import shifted_scene
 from utils.image_io import read_image, write_image
+from utils.predict.outputs import MANIFEST_FILE, PARTIAL_PREFIX
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GREEN = np.array([120, 255, 155], np.float32) / 255
@@ -258,7 +262,7 @@ def test_video_with_background_image(video, converted_weights, tmp_path):
     assert run(['--src', video['src'], '--bgr', video['plate'], '--output-dir', str(out),
                 '--output-types', 'pha', 'fgr', 'err', 'ref', 'new', '--batch-size', '4'],
                converted_weights) == 0
-    assert sorted(os.listdir(out)) == ['err.mp4', 'fgr.mp4', 'new.mp4', 'pha.mp4', 'ref.mp4']
+    assert sorted(os.listdir(out)) == [MANIFEST_FILE, 'err.mp4', 'fgr.mp4', 'new.mp4', 'pha.mp4', 'ref.mp4']
     for kind in ('pha', 'fgr', 'err', 'ref', 'new'):
         fps, count, width, height = video_info(str(out / f'{kind}.mp4'))
         assert (count, width, height) == (10, 98, 66)
@@ -356,7 +360,7 @@ def test_existing_outputs_are_kept_unless_overwrite(pair, converted_weights, tmp
     assert run(['--src', src, '--bgr', bgr, '--output-dir', str(out), '--output-types', 'pha',
                 '--overwrite'], converted_weights) == 0
     assert load(out / 'pha' / 'odd.png').shape == (66, 98)
-    assert sorted(os.listdir(out)) == ['pha']  # no staging folder left behind
+    assert sorted(os.listdir(out)) == [MANIFEST_FILE, 'pha']  # no staging folder left behind
 
 
 def test_failed_run_leaves_old_outputs_untouched(converted_weights, tmp_path, capsys):
@@ -471,14 +475,12 @@ def test_unwritable_output_dir(pair, converted_weights, tmp_path, capsys):
 @pytest.mark.parametrize('args, expected', [
     (['--precision', 'float16'], '--device gpu'),
     (['--src', 'x.png'], '--bgr'),
-    (['--output-types', 'com'], 'png_sequence'),  # with a video source, below
+    (['--model-type', 'mattingbase'], 'runs MattingRefine'),
     (['--batch-size', '0'], '--batch-size'),
 ])
 def test_usage_errors_exit_2(args, expected, pair, video, converted_weights, tmp_path, capsys):
     if args[0] == '--src':
         full = args
-    elif args[0] == '--output-types':
-        full = ['--src', video['src'], '--bgr', video['plate'], *args]
     else:
         full = ['--src', pair[0], '--bgr', pair[1], *args]
     assert run([*full, '--output-dir', str(tmp_path / 'out')], converted_weights) == 2
@@ -539,3 +541,215 @@ def test_shipped_samples():
         assert os.path.getsize(os.path.join(folder, 'src', name)) < 1_000_000
         sizes.append(src.shape[:2])
     assert any(h % 4 or w % 4 for h, w in sizes)
+
+
+# --------------------------------------------------------------------------- reruns and interruptions
+
+def test_rerun_replaces_its_own_outputs_but_not_other_files(pair, converted_weights, tmp_path, capsys):
+    """The same command works every time; a file predict.py did not write (or that was changed
+    since) still needs --overwrite."""
+    src, bgr = pair
+    out = tmp_path / 'out'
+    args = ['--src', src, '--bgr', bgr, '--output-dir', str(out), '--output-types', 'pha', 'com']
+    assert run(args, converted_weights) == 0
+    (out / 'pha' / 'mine.png').write_bytes(b'not an output of this run')
+    assert run(args, converted_weights) == 0
+    assert (out / 'pha' / 'mine.png').read_bytes() == b'not an output of this run'
+    assert sorted(os.listdir(out)) == [MANIFEST_FILE, 'com', 'pha']
+    # the user replaces an output with a file of their own: no longer ours
+    (out / 'com' / 'odd.png').write_bytes(b'edited by hand')
+    capsys.readouterr()
+    assert run(args, converted_weights) == 1
+    line = error_line(capsys)
+    assert os.path.join(str(out), 'com', 'odd.png') in line and '--overwrite' in line
+    assert (out / 'com' / 'odd.png').read_bytes() == b'edited by hand'
+    assert run([*args, '--overwrite'], converted_weights) == 0
+    assert load(out / 'com' / 'odd.png').shape == (66, 98, 4)
+    assert run(args, converted_weights) == 0  # and ours again
+
+
+def _dead_pid():
+    done = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_stale_partial_folders_of_dead_runs_are_removed(pair, converted_weights, tmp_path):
+    """A run killed with SIGKILL leaves its staging folder; the next run removes it (its process
+    is gone) but not that of a run still going."""
+    src, bgr = pair
+    out = tmp_path / 'out'
+    dead = out / f'{PARTIAL_PREFIX}{_dead_pid()}-abc'
+    alive = out / f'{PARTIAL_PREFIX}{os.getppid()}-def'
+    for folder in (dead, alive):
+        (folder / 'pha').mkdir(parents=True)
+        (folder / 'pha' / 'odd.png').write_bytes(b'half')
+    assert run(['--src', src, '--bgr', bgr, '--output-dir', str(out), '--output-types', 'pha'],
+               converted_weights) == 0
+    assert not dead.exists() and alive.exists()
+
+
+def test_sigterm_removes_the_staging_folder(converted_weights, tmp_path):
+    """SIGTERM during a video run: exit 143, no output and no hidden folder left."""
+    frames = [scene(66, 98, shift=i % 30)[0] for i in range(300)]
+    src = write_video(str(tmp_path / 'long.mp4'), frames)
+    write_image(str(tmp_path / 'plate.png'), scene(66, 98)[1])
+    out = tmp_path / 'out'
+    out.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'predict.py'), '--src', src, '--bgr', str(tmp_path / 'plate.png'),
+         '--weights', converted_weights, '--engine', 'dygraph', '--batch-size', '1', '--quiet',
+         '--output-types', 'pha', '--output-dir', str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # the staging folder appears once the run has started
+            if any(n.startswith(PARTIAL_PREFIX) for n in os.listdir(out)) or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert 'terminated; no outputs were written' in err
+    assert os.listdir(out) == []
+
+
+# --------------------------------------------------------------------------- official option names
+
+def test_official_inference_images_command(reference_weights, tmp_path):
+    """The official README's inference_images.py command line, option for option."""
+    data = str(tmp_path / 'data')
+    write_pair(data, 'a', 64, 96)
+    out = tmp_path / 'out'
+    assert predict.main([
+        '--model-type', 'mattingrefine', '--model-backbone', 'mobilenetv2', '--model-backbone-scale', '0.25',
+        '--model-refine-mode', 'sampling', '--model-refine-sample-pixels', '80000',
+        '--model-checkpoint', reference_weights, '--images-src', os.path.join(data, 'src'),
+        '--images-bgr', os.path.join(data, 'bgr'), '--output-dir', str(out),
+        '--output-types', 'com', 'fgr', 'pha', '--num-workers', '2', '--device', 'cpu', '--quiet']) == 0
+    assert load(out / 'com' / 'a.png').shape == (64, 96, 4)
+    assert load(out / 'pha' / 'a.png').shape == (64, 96)
+
+
+def test_official_inference_video_options(video, converted_weights, tmp_path):
+    """inference_video.py's --video-* options, --output-format image_sequences and the
+    singular --output-type of the official README."""
+    out = tmp_path / 'out'
+    assert predict.main([
+        '--model-type', 'mattingrefine', '--model-checkpoint', converted_weights, '--engine', 'dygraph',
+        '--video-src', video['src'], '--video-bgr', video['plate'], '--video-target-bgr', '255,0,0',
+        '--video-resize', '96', '64', '--output-format', 'image_sequences', '--output-type', 'pha', 'new',
+        '--output-dir', str(out), '--quiet']) == 0
+    assert sorted(os.listdir(out / 'pha'))[-1] == '000009.png'
+    assert load(out / 'new' / '000000.png').shape == (64, 96, 3)
+
+
+# --------------------------------------------------------------------------- bad input
+
+def test_tiny_image_is_one_clear_error(converted_weights, tmp_path, capsys):
+    """7x9 would give an all-zero matte: the base network sees less than one feature cell."""
+    src, bgr = write_pair(str(tmp_path), 'tiny', 7, 9)
+    assert run(['--src', src, '--bgr', bgr, '--output-dir', str(tmp_path / 'out')], converted_weights) == 1
+    line = error_line(capsys)
+    assert src in line and 'too small' in line and 'at least 64 pixels' in line
+    assert not (tmp_path / 'out').exists()
+    # the limit follows the backbone scale
+    assert run(['--src', src, '--bgr', bgr, '--output-dir', str(tmp_path / 'out'),
+                '--backbone-scale', '0.5'], converted_weights) == 1
+    assert 'at least 32 pixels' in error_line(capsys)
+
+
+@pytest.mark.parametrize('same', ['file', 'folder'])
+def test_same_src_and_bgr_is_one_clear_error(same, converted_weights, tmp_path, capsys):
+    src, _ = write_pair(str(tmp_path), 'a', 64, 96)
+    path = src if same == 'file' else os.path.dirname(src)
+    assert run(['--src', path, '--bgr', path, '--output-dir', str(tmp_path / 'out')], converted_weights) == 2
+    line = error_line(capsys)
+    assert path in line and 'both --src and --bgr' in line
+
+
+def test_transparent_rgba_source_warns_that_alpha_is_ignored(converted_weights, tmp_path, capsys):
+    src, bgr, _ = scene(64, 96)
+    bgra = (np.dstack([src[:, :, ::-1], np.ones((64, 96), np.float32)]) * 255 + 0.5).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / 'opaque.png'), bgra)
+    bgra[:10, :10, 3] = 0
+    cv2.imwrite(str(tmp_path / 'cutout.png'), bgra)
+    write_image(str(tmp_path / 'bgr.png'), bgr)
+    for name, warned in (('opaque.png', False), ('cutout.png', True)):
+        assert run(['--src', str(tmp_path / name), '--bgr', str(tmp_path / 'bgr.png'),
+                    '--output-dir', str(tmp_path / 'out'), '--output-types', 'pha'], converted_weights) == 0
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        if warned:
+            assert len(err) == 1 and err[0].startswith('warning: ') and 'alpha channel is ignored' in err[0]
+            assert str(tmp_path / name) in err[0]
+        else:
+            assert err == []
+
+
+# --------------------------------------------------------------------------- video files
+
+def _ffprobe(path):
+    import imageio_ffmpeg
+    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-hide_banner', '-i', str(path)],
+                          capture_output=True, text=True).stderr
+
+
+def test_video_outputs_are_h264_with_the_source_audio(video, converted_weights, tmp_path):
+    """com/new keep the source's audio; com is VP9 with alpha in .webm; pha is H.264 without audio."""
+    imageio_ffmpeg = pytest.importorskip('imageio_ffmpeg')
+    src = str(tmp_path / 'with_audio.mp4')
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), '-y', '-loglevel', 'error', '-i', video['src'],
+                    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100', '-c:v', 'copy',
+                    '-c:a', 'aac', '-shortest', src], check=True)
+    out = tmp_path / 'out'
+    assert run(['--src', src, '--bgr', video['plate'], '--output-dir', str(out),
+                '--output-types', 'pha', 'new', 'com'], converted_weights) == 0
+    assert sorted(os.listdir(out)) == [MANIFEST_FILE, 'com.webm', 'new.mp4', 'pha.mp4']
+    new, pha, com = (_ffprobe(out / name) for name in ('new.mp4', 'pha.mp4', 'com.webm'))
+    assert 'Video: h264' in new and 'Audio: aac' in new, new
+    assert 'Video: h264' in pha and 'Audio:' not in pha, pha
+    assert 'Video: vp9' in com and 'alpha_mode' in com and 'Audio: opus' in com, com
+    assert video_info(str(out / 'new.mp4'))[1:] == (10, 98, 66)
+    # the matte is in the webm's alpha (libvpx's decoder keeps it)
+    reader = imageio_ffmpeg.read_frames(str(out / 'com.webm'), pix_fmt='rgba', bpp=4,
+                                        input_params=['-c:v', 'libvpx-vp9'])
+    next(reader)
+    alpha = np.frombuffer(next(reader), np.uint8).reshape(66, 98, 4)[..., 3]
+    expected = cv2.VideoCapture(str(out / 'pha.mp4')).read()[1][..., 0]
+    assert alpha.max() > 200 and alpha.min() < 50
+    assert np.abs(alpha.astype(int) - expected.astype(int)).mean() < 8
+
+
+def test_folder_of_videos(video, converted_weights, tmp_path, capsys):
+    """Each clip into its own folder, with the plate of its name (image or video), or one plate."""
+    clips, plates = tmp_path / 'clips', tmp_path / 'plates'
+    clips.mkdir()
+    plates.mkdir()
+    frames = [scene(66, 98, shift=2 * i)[0] for i in range(4)]
+    write_video(str(clips / 'one.mp4'), frames)
+    write_video(str(clips / 'two.avi'), frames[:3])
+    shutil.copy(video['plate'], plates / 'one.png')
+    shutil.copy(video['plate_video'], plates / 'two.mp4')
+    out = tmp_path / 'out'
+    assert run(['--src', str(clips), '--bgr', str(plates), '--output-dir', str(out),
+                '--output-types', 'pha', 'new'], converted_weights) == 0
+    assert sorted(os.listdir(out)) == [MANIFEST_FILE, 'one', 'two']
+    assert video_info(str(out / 'one' / 'pha.mp4'))[1:] == (4, 98, 66)
+    assert video_info(str(out / 'two' / 'new.mp4'))[1:] == (3, 98, 66)
+    one = tmp_path / 'one_plate'
+    assert run(['--src', str(clips), '--bgr', video['plate'], '--output-dir', str(one),
+                '--video-output-type', 'png_sequence', '--output-types', 'pha'], converted_weights) == 0
+    assert sorted(os.listdir(one / 'two' / 'pha')) == ['000000.png', '000001.png', '000002.png']
+    capsys.readouterr()
+    os.remove(plates / 'two.mp4')
+    assert run(['--src', str(clips), '--bgr', str(plates), '--output-dir', str(tmp_path / 'x')],
+               converted_weights) == 1
+    assert 'no background of the same name' in error_line(capsys)
+    write_video(str(clips / 'one.mov'), frames[:2])
+    assert run(['--src', str(clips), '--bgr', video['plate'], '--output-dir', str(tmp_path / 'x')],
+               converted_weights) == 1
+    assert 'collide' in error_line(capsys)

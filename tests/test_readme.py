@@ -23,3 +23,22 @@ def test_ci_runs_the_readme_test_command():
         assert 'requirements-app.txt' in line or 'chromium' in line, line
         assert '|| echo "warning: ' in line, line
     assert commands[0].startswith('pip install -r requirements.txt && ')
+    assert commands[1].startswith('pip install -r requirements-dev.txt && ')
+    readme_cn = _read('README_cn.md')
+    assert re.search(r'```bash\n(.*?)```', readme_cn[readme_cn.index('## 4.'):], re.S).group(1) == block
+
+
+def _requirements(name):
+    lines = [line.split('#')[0].strip() for line in _read(name).splitlines()]
+    return [line for line in lines if line]
+
+
+def test_requirements_split_run_and_dev():
+    """requirements.txt: what the scripts need; requirements-dev.txt adds tests/notebook/plots."""
+    run = {re.split('[=<>]', r)[0] for r in _requirements('requirements.txt')}
+    dev = _requirements('requirements-dev.txt')
+    assert dev[0] == '-r requirements.txt'
+    assert not run & {'pytest', 'nbclient', 'nbformat', 'ipykernel', 'matplotlib'}
+    assert {'paddlepaddle', 'imageio-ffmpeg', 'visualdl'} <= run
+    pytest_pin = [r for r in dev if r.startswith('pytest')]
+    assert len(pytest_pin) == 1 and re.fullmatch(r'pytest==\d+\.\d+\.\d+', pytest_pin[0])

@@ -402,15 +402,11 @@ def test_prune_keeps_the_newest_the_latest_and_epoch_ends(tmp_path):
              'epoch-1-step-300.pdparams', 'epoch-1-step-400.pdparams', 'epoch-1-step-500.pdparams']
     for name in names:
         (tmp_path / name).write_bytes(b'x')
-        (tmp_path / (name + '.inference') / 'key').mkdir(parents=True)  # predict.py's export cache
     # `latest` names an older checkpoint (e.g. after a resume from it): it must survive
     (tmp_path / LATEST).write_text('epoch-0-step-100.pdparams\n')
     prune_checkpoints(str(tmp_path), keep=2)
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == sorted(['epoch-0-step-100.pdparams', 'epoch-0-step-100.pdparams.inference',
-                           'epoch-0.pdparams', 'epoch-0.pdparams.inference',
-                           'epoch-1-step-400.pdparams', 'epoch-1-step-400.pdparams.inference',
-                           'epoch-1-step-500.pdparams', 'epoch-1-step-500.pdparams.inference',
-                           LATEST])
+    assert left == sorted(['epoch-0-step-100.pdparams', 'epoch-0.pdparams', 'epoch-1-step-400.pdparams',
+                           'epoch-1-step-500.pdparams', LATEST])
     prune_checkpoints(str(tmp_path), keep=0)  # 0 keeps everything
     assert len(list(tmp_path.iterdir())) == len(left)

@@ -1,7 +1,7 @@
 """Convert official BackgroundMattingV2 PyTorch checkpoints to Paddle, without torch.
 
 Command line:
-    python -m utils.convert_weights pytorch_mobilenetv2.pth mobilenetv2.pdparams
+    python -m utils.convert_weights pytorch_mobilenetv2.pth weights/mobilenetv2_official.pdparams
     python -m utils.convert_weights checkpoint/NAME/epoch-3.pdparams weights.pdparams
     python -m utils.convert_weights deeplabv3_mobilenetv2.pth start.pdparams --deeplabv3 mobilenetv2
 

@@ -4,12 +4,15 @@ Images are handled as float32 numpy arrays in [0, 1], HWC, RGB order (OpenCV's B
 converted at the boundary so nothing else in the project has to think about it).
 """
 import os
+import struct
 import tempfile
+import zlib
 
 import cv2
 import numpy as np
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 class ImageReadError(ValueError):
@@ -50,6 +53,28 @@ def _to_float(img, path):
     raise ImageReadError(f'{path}: unsupported pixel type {img.dtype}; save it as 8- or 16-bit PNG/JPEG')
 
 
+def png_problem(data):
+    """Why PNG bytes are corrupt (a truncated file, a chunk failing its CRC), or None.
+
+    Checked before decoding because libpng prints its own `libpng error: ...` line to stderr
+    for these files before OpenCV gives up; the caller raises one clear error instead.
+    """
+    data = memoryview(data).cast('B')
+    pos = len(PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack('>I4s', data[pos:pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            return f'truncated in the {kind.decode("latin-1")} chunk'
+        crc, = struct.unpack('>I', data[end - 4:end])
+        if zlib.crc32(data[pos + 4:end - 4]) != crc:
+            return f'the {kind.decode("latin-1")} chunk fails its CRC check'
+        if kind == b'IEND':
+            return None
+        pos = end
+    return 'truncated (no IEND chunk)'
+
+
 def read_image(path, mode='rgb'):
     """Read an image file as float32 in [0, 1].
 
@@ -62,6 +87,10 @@ def read_image(path, mode='rgb'):
     if not os.path.isfile(path):
         raise ImageReadError(f'{path}: no such file; check the path')
     data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    if data[:len(PNG_SIGNATURE)].tobytes() == PNG_SIGNATURE:
+        problem = png_problem(data)
+        if problem:
+            raise ImageReadError(f'{path}: corrupt PNG ({problem}); re-save or re-copy it')
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise ImageReadError(f'{path}: not a readable image (corrupt or unsupported format); '
@@ -100,6 +129,13 @@ def to_uint8(img):
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def default_permissions(path):
+    """Give a file made by mkstemp (private, 0600) the permissions open() would have given it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_bytes(path, data):
     """Write bytes to `path` so that readers never see a half-written file."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -108,10 +144,7 @@ def atomic_write_bytes(path, data):
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
-        # mkstemp creates the file private (0600); give it the permissions open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

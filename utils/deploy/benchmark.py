@@ -113,8 +113,8 @@ def machine():
 # ---------------------------------------------------------------------------------------------
 
 def default_cache_dir():
-    base = os.environ.get('XDG_CACHE_HOME', os.path.join(os.path.expanduser('~'), '.cache'))
-    return os.path.join(base, 'bgmv2', 'benchmark')
+    from utils.deploy.export import user_cache_dir
+    return os.path.join(user_cache_dir(), 'benchmark')
 
 
 def random_weights(backbone, cache_dir, kernel_size=3, seed=0):
@@ -442,6 +442,9 @@ def configurations(args):
         rows = [(b, r, s, p) for b in args.backbone for r in args.resolution
                 for s in args.backbone_scale for p in args.sample_pixels]
     kinds = ['latency'] + (['video'] if args.video else []) + (['floor'] if args.floor else [])
+    from utils.deploy.engine import available_cpus
+    # recorded as used: the default is every CPU this process may run on
+    threads = args.threads or (available_cpus() if args.device == 'cpu' else None)
     configs = []
     for backbone, resolution, scale, pixels in rows:
         width, height = (int(v) for v in resolution.split('x'))
@@ -456,7 +459,7 @@ def configurations(args):
                             'width': width, 'height': height, 'backbone_scale': scale,
                             'sample_pixels': pixels, 'batch_size': batch, 'engine': engine,
                             'precision': precision, 'device': args.device,
-                            'threads': args.threads, 'runs': args.runs, 'warmup': args.warmup,
+                            'threads': threads, 'runs': args.runs, 'warmup': args.warmup,
                             'video_frames': args.video_frames, 'weights': args.weights,
                             'cache_dir': args.cache_dir,
                             'compare_precision': args.compare_precision})

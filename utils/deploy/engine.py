@@ -12,8 +12,8 @@ benchmark do not care which one runs:
 
 Engines: DygraphEngine (the Paddle model run eagerly) and InferenceEngine (an exported model
 run by Paddle Inference: oneDNN on the CPU, the fast path there; GPU/TensorRT on the GPU).
-create_engine(engine='auto') picks Paddle Inference on the CPU (exporting once, cached next to
-the weights) and falls back to dygraph if that fails. A server answering requests on a pool of
+create_engine(engine='auto') picks Paddle Inference on the CPU (exporting once, cached in the
+user's cache folder, utils.deploy.export.export_cache_dir) and falls back to dygraph if that fails. A server answering requests on a pool of
 threads builds and calls its engines through one EngineThread.
 """
 import os
@@ -222,7 +222,7 @@ def create_engine(weights, engine='dygraph', device='cpu', precision='float32', 
     engine:
         'dygraph'    the model run eagerly (always available);
         'inference'  Paddle Inference on an export of the weights with these options, made
-                     once and cached next to the weights (utils.deploy.export.cached_export);
+                     once and cached in the user's cache (utils.deploy.export.cached_export);
                      oneDNN on the CPU;
         'auto'       'inference' on the CPU, falling back to 'dygraph' with a warning if the
                      export or the predictor fails; 'dygraph' on the GPU (Paddle Inference on
@@ -249,8 +249,10 @@ def create_engine(weights, engine='dygraph', device='cpu', precision='float32', 
                 from model.weights import CheckpointError
                 if isinstance(e, (CheckpointError, ValueError, TypeError)):
                     raise
-                warnings.warn(f'Paddle Inference engine unavailable ({type(e).__name__}: {e}); '
-                              f'running the dygraph model instead (slower)', RuntimeWarning)
+                # one line: warn_explicit with no source line to quote
+                warnings.warn_explicit(f'Paddle Inference engine unavailable ({type(e).__name__}: '
+                                       f'{e}); running the dygraph model instead (slower)',
+                                       RuntimeWarning, 'create_engine', 0, module=__name__)
         engine = 'dygraph'
     if engine == 'inference':
         return _inference_engine(weights, device, precision, threads, cache_dir, model_options)

@@ -21,8 +21,11 @@ next to OUT_DIR and renamed into place, so a crash or a concurrent export never 
 half-written model behind.
 
 `cached_export(weights, **options)` exports once per (weights content, options, Paddle
-version, model source code) into a folder next to the weights (`<weights>.inference/<key>/`) and reuses it; this
-is what `utils.deploy.engine.create_engine(engine='inference' | 'auto')` calls.
+version, model source code) into the user's cache (`export_cache_dir()`: $BGMV2_CACHE_DIR, else
+$XDG_CACHE_HOME/bgmv2-paddle, else ~/.cache/bgmv2-paddle; then `exports/<key>/`) and reuses it;
+nothing is written beside the weights, so read-only weights folders work. The cache keeps the
+CACHE_MAX_ENTRIES most recently used exports (about 20 MB each for MobileNetV2) and deletes
+the others. This is what `utils.deploy.engine.create_engine(engine='inference' | 'auto')` calls.
 
 Why the exported graph looks the way it does (oneDNN can run it; see model/ops.py): Paddle
 3.3.1's Inference predictor with oneDNN fails on interp ops (F.interpolate) in PIR models, so
@@ -40,13 +43,15 @@ import tempfile
 import time
 
 from model.options import BACKBONES, OUTPUT_NAMES, REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
+from model.weights import CheckpointError
 
 EXPORT_FORMAT = 1  # bump when the traced graph changes so that old cached exports are not reused
 METADATA_FILE = 'export.json'
 PROGRAM_FILE = 'model.json'
 PARAMS_FILE = 'model.pdiparams'
-# exports of a weights file are cached in `<weights>.inference/` (see default_cache_dir)
-CACHE_SUFFIX = '.inference'
+CACHE_ENV = 'BGMV2_CACHE_DIR'  # overrides the user cache folder (export_cache_dir)
+CACHE_APP_NAME = 'bgmv2-paddle'
+CACHE_MAX_ENTRIES = 8  # exports kept, most recently used first (20-150 MB each)
 ONNX_FILE = 'model.onnx'
 # MattingRefine keyword arguments that are baked into an export, with their defaults.
 MODEL_DEFAULTS = dict(REFINE_DEFAULTS.as_dict(), refine_kernel_size=None)  # None: the weights' own
@@ -54,6 +59,13 @@ MODEL_DEFAULTS = dict(REFINE_DEFAULTS.as_dict(), refine_kernel_size=None)  # Non
 
 class ExportError(RuntimeError):
     """Export failed or an export folder is unusable; the message says why."""
+
+
+class IncompatibleWeightsError(ExportError, CheckpointError):
+    """The weights cannot make the requested model (MattingBase weights, another backbone).
+
+    A CheckpointError too: a problem with the input, which no other engine would get past.
+    """
 
 
 def _given_options(options):
@@ -77,10 +89,13 @@ def resolve_options(weights, backbone=None, **options):
         weights = Weights(weights)
     config = weights.config
     if config['model_type'] != 'refine':
-        raise ExportError(f'{weights.path}: holds MattingBase weights; export needs MattingRefine weights')
+        raise IncompatibleWeightsError(
+            f'{weights.path}: holds MattingBase weights (no refiner); use MattingRefine weights (an '
+            f'official pytorch_*.pth, or a checkpoint of the refine training stage)')
     if backbone is not None and backbone != config['backbone']:
-        raise ExportError(f'{weights.path}: holds {config["backbone"]} weights, but backbone {backbone} '
-                          f'was requested')
+        raise IncompatibleWeightsError(
+            f'{weights.path}: holds {config["backbone"]} weights, but backbone {backbone} was '
+            f'requested; pass --backbone {config["backbone"]} or other weights')
     if resolved['refine_kernel_size'] is None:
         resolved['refine_kernel_size'] = config['refine_kernel_size']
     resolved['backbone'] = config['backbone']
@@ -98,7 +113,8 @@ def trace_and_save(model, prefix, spec=None):
     if spec is None:
         spec = [InputSpec([None, 3, None, None], 'float32', 'src'),
                 InputSpec([None, 3, None, None], 'float32', 'bgr')]
-    with warnings.catch_warnings():
+    from utils.library_logging import PADDLE_PIR_OUT_WARNING, filtered_stderr
+    with warnings.catch_warnings(), filtered_stderr(PADDLE_PIR_OUT_WARNING):
         # raised inside Paddle (zeros_like while tracing), nothing to act on
         warnings.filterwarnings('ignore', message=".*'place' interface for pir graph mode")
         static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
@@ -120,14 +136,15 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not overwrite:
         raise ExportError(f'{out_dir} exists')
+    # loaded before any folder is made: weights that fail to load leave nothing behind
+    model_options = {k: v for k, v in options.items() if k != 'backbone'}
+    # onnx: same results, in a form paddle2onnx can convert
+    model = build_model(weights, model_type='refine', backbone=options['backbone'],
+                        onnx_compatible=onnx, **model_options)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
     try:
-        model_options = {k: v for k, v in options.items() if k != 'backbone'}
-        # onnx: same results, in a form paddle2onnx can convert
-        model = build_model(weights, model_type='refine', backbone=options['backbone'],
-                            onnx_compatible=onnx, **model_options)
         started = time.time()
         trace_and_save(model, os.path.join(tmp, 'model'))
         for name in (PROGRAM_FILE, PARAMS_FILE):
@@ -205,29 +222,36 @@ def cache_key(weights_sha256, options):
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def default_cache_dir(weights):
-    """`<weights>.inference` beside the weights, or a user cache folder if that is not writable."""
-    beside = os.path.abspath(weights) + CACHE_SUFFIX
-    parent = os.path.dirname(beside)
-    if os.access(parent, os.W_OK) and (not os.path.exists(beside) or os.access(beside, os.W_OK)):
-        return beside
-    base = os.environ.get('XDG_CACHE_HOME', os.path.join(os.path.expanduser('~'), '.cache'))
-    return os.path.join(base, 'bgmv2', 'inference')
+def user_cache_dir():
+    """The project's folder in the user's cache: $BGMV2_CACHE_DIR, else XDG's cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return os.path.abspath(os.path.expanduser(os.environ[CACHE_ENV]))
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, CACHE_APP_NAME)
 
 
-def cached_export(weights, backbone=None, cache_dir=None, **options):
+def export_cache_dir():
+    """Where cached_export keeps its exports by default: <user_cache_dir()>/exports."""
+    return os.path.join(user_cache_dir(), 'exports')
+
+
+def cached_export(weights, backbone=None, cache_dir=None, max_entries=CACHE_MAX_ENTRIES, **options):
     """Export once per (weights content, options, Paddle version) and reuse; returns the folder.
 
     The key is made of the options as given, so a cached export is found without parsing the
     weights; the file is read and hashed once, and parsed only when it must be exported.
+    cache_dir: default export_cache_dir(). After an export, all but the `max_entries` most
+    recently used exports there are deleted (None keeps all).
     """
     from model import Weights
     given = dict(_given_options(options), backbone=backbone)
     loaded = Weights(weights)
     key = cache_key(loaded.sha256, given)
-    out_dir = os.path.join(cache_dir or default_cache_dir(weights), key)
+    cache_dir = cache_dir or export_cache_dir()
+    out_dir = os.path.join(cache_dir, key)
     try:
         load_metadata(out_dir)
+        _mark_used(out_dir)
         return out_dir
     except ExportError:
         pass
@@ -236,7 +260,46 @@ def cached_export(weights, backbone=None, cache_dir=None, **options):
     except OSError:
         # another process may have renamed its (identical) export into place first
         load_metadata(out_dir)
+    _mark_used(out_dir)
+    if max_entries:
+        evict_exports(cache_dir, max_entries, keep=out_dir)
     return out_dir
+
+
+def _mark_used(model_dir):
+    """Record a use (the metadata file's mtime) for the least-recently-used eviction."""
+    try:
+        os.utime(os.path.join(model_dir, METADATA_FILE))
+    except OSError:  # a read-only shared cache still serves its exports
+        pass
+
+
+def evict_exports(cache_dir, max_entries, keep=None):
+    """Delete all but the `max_entries` most recently used exports in cache_dir; returns them.
+
+    Only folders holding an export.json are considered (and half-written `.export-*` folders
+    older than a day, left by a killed process); `keep` is never deleted.
+    """
+    entries, removed = [], []
+    try:
+        names = os.listdir(cache_dir)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(cache_dir, name)
+        try:
+            if name.startswith('.') and time.time() - os.path.getmtime(path) > 86400:
+                shutil.rmtree(path, ignore_errors=True)
+            elif not name.startswith('.'):
+                entries.append((os.path.getmtime(os.path.join(path, METADATA_FILE)), path))
+        except OSError:
+            continue  # not an export, or removed meanwhile by another process
+    entries.sort(reverse=True)
+    for _, path in entries[max_entries:]:
+        if keep is None or os.path.abspath(path) != os.path.abspath(keep):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def export_onnx(model_dir, opset=16):
@@ -279,6 +342,7 @@ def check_export(model_dir, weights, size=(256, 384), seed=0, device='cpu'):
 
 
 def main(argv=None):
+    from utils.deploy.engine import DEVICES, set_device
     parser = argparse.ArgumentParser(
         description='Export BackgroundMattingV2 (MattingRefine) weights to a Paddle Inference '
                     'model (model.json + model.pdiparams + export.json) for predict.py '
@@ -300,16 +364,19 @@ def main(argv=None):
     parser.add_argument('--check', action='store_true',
                         help='run the export and the dygraph model on a random 256x384 input and '
                              'print the largest differences')
+    parser.add_argument('--device', choices=DEVICES, default='cpu',
+                        help='device to trace on and to run --check on (the export itself runs '
+                             'on either)')
     args = parser.parse_args(argv)
-    from model.weights import CheckpointError
     try:
+        set_device(args.device)
         metadata = export_model(args.weights, args.out_dir, backbone=args.backbone, onnx=args.onnx,
                                 backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,
                                 refine_sample_pixels=args.refine_sample_pixels,
                                 refine_threshold=args.refine_threshold,
                                 refine_kernel_size=args.refine_kernel_size,
                                 refine_prevent_oversampling=args.refine_prevent_oversampling)
-    except (ExportError, CheckpointError) as e:
+    except (ExportError, CheckpointError, RuntimeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     options = ', '.join(f'{k}={v}' for k, v in metadata['options'].items())
@@ -317,7 +384,7 @@ def main(argv=None):
     if args.onnx:
         print(f'ONNX: {os.path.join(args.out_dir, ONNX_FILE)}')
     if args.check:
-        diffs = check_export(args.out_dir, args.weights)
+        diffs = check_export(args.out_dir, args.weights, device=args.device)
         print('max |exported - dygraph|: ' + ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()))
     return 0
 

@@ -57,13 +57,30 @@ def resize_image(img, size):
     return np.clip(out, 0.0, 1.0).reshape((h, w) + img.shape[2:])
 
 
-def parse_color(text):
-    """'R,G,B' (0-255) or '#RRGGBB' -> RGB float32 array in [0, 1]; None if `text` is not a colour.
+# Colour names accepted by parse_color: CSS's basic colours, plus the official green backdrop
+# and the usual keying colours.
+NAMED_COLORS = {
+    'black': (0, 0, 0), 'white': (255, 255, 255), 'gray': (128, 128, 128),
+    'grey': (128, 128, 128), 'silver': (192, 192, 192), 'red': (255, 0, 0),
+    'maroon': (128, 0, 0), 'orange': (255, 165, 0), 'yellow': (255, 255, 0),
+    'olive': (128, 128, 0), 'lime': (0, 255, 0), 'green': (0, 128, 0), 'teal': (0, 128, 128),
+    'aqua': (0, 255, 255), 'cyan': (0, 255, 255), 'blue': (0, 0, 255), 'navy': (0, 0, 128),
+    'fuchsia': (255, 0, 255), 'magenta': (255, 0, 255), 'purple': (128, 0, 128),
+    'greenscreen': (0, 177, 64), 'bluescreen': (0, 71, 187),
+    'default': DEFAULT_TARGET_BGR,
+}
 
-    Only these two spellings are accepted, so that a file name can never be mistaken for a
-    colour and the other way round.
+
+def parse_color(text):
+    """'R,G,B' (0-255), '#RRGGBB' or a name of NAMED_COLORS (any case) -> RGB float32 array in
+    [0, 1]; None if `text` is not a colour.
+
+    Names have no dot or slash, so a file name with an extension or a folder is never taken for
+    a colour, nor the other way round. ValueError for a component above 255.
     """
     text = text.strip()
+    if text.lower() in NAMED_COLORS:
+        return np.array(NAMED_COLORS[text.lower()], np.float32) / 255.0
     match = re.fullmatch(r'#([0-9a-fA-F]{6})', text)
     if match:
         values = [int(match.group(1)[i:i + 2], 16) for i in (0, 2, 4)]

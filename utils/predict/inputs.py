@@ -1,10 +1,12 @@
 """predict.py's inputs: image pairs matched by name, videos and their plates, as `Item`s."""
 import itertools
+import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from model.options import BASE_MIN_SIDE
 from utils.image_io import is_image_file, list_images, read_image
 from utils.predict.alignment import align_background
 from utils.predict.compose import resize_image
@@ -63,11 +65,26 @@ def find_image_pairs(src, bgr):
     return pairs
 
 
+def list_videos(folder):
+    """Names of the video files in `folder` (by extension), sorted."""
+    return sorted(n for n in os.listdir(folder)
+                  if is_video_file(n) and os.path.isfile(os.path.join(folder, n)))
+
+
 def input_mode(src, bgr):
-    """'images' or 'video', after checking that the inputs exist and fit together."""
+    """'images', 'video' or 'videos' (a folder of videos), after checking that the inputs exist
+    and fit together."""
     for option, path in (('--src', src), ('--bgr', bgr)):
         if not os.path.exists(path):
             raise PredictError(f'{path}: no such file or folder; check {option}')
+    if os.path.samefile(src, bgr):
+        raise UsageError(f'{src}: given as both --src and --bgr; the background must be a separate '
+                         f'picture of the scene without the subject (the clean plate)')
+    if os.path.isdir(src) and list_videos(src):
+        if list_images(src):
+            raise UsageError(f'{src}: holds both images and videos; put them in separate folders '
+                             f'and run each')
+        return 'videos'
     if os.path.isfile(src) and not is_image_file(src):
         if not is_video_file(src):
             raise PredictError(f'{src}: neither an image nor a video by its extension; use '
@@ -117,10 +134,56 @@ class Aligner:
                       f'the unaligned background')
 
 
-def _image_items(pairs, config, target, aligner):
+def find_video_clips(src, bgr):
+    """(name, src_video, plate) per video of the folder `src`: the plate of the same name
+    (extension aside, image or video) in the folder `bgr`, or the one plate file `bgr`."""
+    clips = [os.path.join(src, name) for name in list_videos(src)]
+    stems = {}
+    for clip in clips:
+        if _stem(clip) in stems:
+            raise PredictError(f'{clip}: same name as {stems[_stem(clip)]}, so their outputs would '
+                               f'collide; rename one of them')
+        stems[_stem(clip)] = clip
+    if os.path.isfile(bgr):
+        return [(_stem(c), c, bgr) for c in clips]
+    plates = {}
+    for name in list_images(bgr) + list_videos(bgr):
+        plates.setdefault(_stem(name), []).append(os.path.join(bgr, name))
+    found = []
+    for clip in clips:
+        candidates = plates.get(_stem(clip), [])
+        if len(candidates) != 1:
+            problem = (f'no background of the same name in {bgr}; add {os.path.join(bgr, _stem(clip))}.png '
+                       f'(or a video) or remove the clip' if not candidates else
+                       f'several backgrounds match it ({", ".join(candidates)}); keep one')
+            raise PredictError(f'{clip}: {problem}')
+        found.append((_stem(clip), clip, candidates[0]))
+    return found
+
+
+def check_size(width, height, label, backbone_scale):
+    """A one-line error for an image too small for the base network at `backbone_scale`."""
+    needed = math.ceil(BASE_MIN_SIDE / backbone_scale)
+    if min(width, height) < needed:
+        raise PredictError(
+            f'{label}: {width}x{height} is too small; at backbone scale {backbone_scale:g} the shorter '
+            f'side needs at least {needed} pixels (the base network sees {backbone_scale:g}x the image '
+            f'and needs {BASE_MIN_SIDE}); use a larger image or --resize')
+
+
+def _read_source(path, warn):
+    """The RGB of a source image; a warning when its alpha channel has transparency (ignored)."""
+    rgba = read_image(path, mode='rgba')
+    if float(rgba[:, :, 3].min()) < 1.0:
+        warn(f'{path}: the alpha channel is ignored (the network mattes the RGB as it is); '
+             f'flatten the image first if its transparent parts should not be seen')
+    return np.ascontiguousarray(rgba[:, :, :3])
+
+
+def _image_items(pairs, config, target, aligner, warn):
     """Read each pair (in the prefetch thread) and prepare it for the network."""
     for name, src_path, bgr_path in pairs:
-        src = read_image(src_path)
+        src = _read_source(src_path, warn)
         bgr = read_image(bgr_path)
         if config.resize:
             src = resize_image(src, tuple(config.resize))

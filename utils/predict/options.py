@@ -25,6 +25,15 @@ class UsageError(PredictError):
     """Options that do not go together (exit code 2, like argparse's own errors)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGTERM); raised where the run is, so that it cleans up
+    like after Ctrl+C. `signum`: the signal's number."""
+
+    def __init__(self, signum):
+        super().__init__(f'stopped by signal {signum}')
+        self.signum = signum
+
+
 @dataclass
 class PredictConfig:
     """Everything a prediction run needs; the fields mirror predict.py's options.
@@ -72,8 +81,8 @@ def warn_to_stderr(message):
 
 
 def default_output_types(mode, video_output_type):
-    # An mp4 has no alpha channel, so 'com' (RGBA) only exists as images.
-    if mode == 'video' and video_output_type == 'video':
+    # As video files 'com' (RGBA) is VP9 with alpha, slow to encode: asked for, not a default.
+    if mode in ('video', 'videos') and video_output_type == 'video':
         return ['pha', 'fgr', 'new']
     return ['pha', 'fgr', 'com', 'new']
 
@@ -84,9 +93,6 @@ def check_config(config, mode):
     unknown = [k for k in kinds if k not in OUTPUT_KINDS]
     if unknown:
         raise UsageError(f'unknown output type {unknown[0]!r}; choose from {", ".join(OUTPUT_KINDS)}')
-    if mode == 'video' and config.video_output_type == 'video' and 'com' in kinds:
-        raise UsageError("output type 'com' needs an alpha channel, which mp4 has not; use "
-                         "--video-output-type png_sequence, or 'new' for a composite on a colour")
     if config.video_output_type not in VIDEO_OUTPUT_TYPES:
         raise UsageError(f'--video-output-type must be one of {", ".join(VIDEO_OUTPUT_TYPES)}')
     if config.precision == 'float16' and config.device != 'gpu':

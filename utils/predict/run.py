@@ -4,20 +4,25 @@
                            output_dir='image', output_types=['pha', 'com'])
     summary = run_prediction(config)
 
-Inputs are one src/bgr image pair, two folders of images matched by name, or a video with a
-background image or background video (utils.predict.inputs). Items are read (and, with
-alignment, aligned) in a background thread, run through the engine in batches, and written by
-another thread into a staging folder (utils.predict.outputs).
+Inputs are one src/bgr image pair, two folders of images matched by name, a video with a
+background image or background video, or a folder of videos (utils.predict.inputs). Items are
+read (and, with alignment, aligned) in a background thread, run through the engine in batches,
+and written by another thread into a staging folder (utils.predict.outputs).
 """
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
+from dataclasses import replace
 
 from utils.image_io import to_uint8
 from utils.predict.compose import crop, images_to_nchw, output_images, pad_to_multiple, upsample
-from utils.predict.inputs import (Aligner, _check_background_video, _image_items, _video_items,
-                                  find_image_pairs, input_mode)
-from utils.predict.options import FALLBACK_FPS, MODEL_DEFAULTS, PredictError, check_config, warn_to_stderr
+from utils.predict.inputs import (Aligner, _check_background_video, _image_items, _video_items, check_size,
+                                  find_image_pairs, find_video_clips, input_mode)
+from utils.predict.options import (FALLBACK_FPS, MODEL_DEFAULTS, PredictError, Terminated, warn_to_stderr,
+                                   check_config)
 from utils.predict.outputs import ImageSink, OutputStaging, VideoSink, _image_units, _video_units
 from utils.predict.targets import TargetBackground
 from utils.video_io import Prefetcher, ThreadedWriter, VideoReader
@@ -109,48 +114,93 @@ def run_prediction(config):
     loop), kinds (output types) and outputs (the files/folders written).
     """
     try:
-        return _run_prediction(config)
+        with _terminate_as_exception():
+            return _run_prediction(config)
     except OSError as e:  # unreadable folders, full disks, ...
         raise PredictError(_os_error_message(e, config.output_dir)) from None
+
+
+@contextlib.contextmanager
+def _terminate_as_exception():
+    """Within the block, SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread, so
+    the staging folder is removed as after Ctrl+C instead of being left by the default action.
+    (SIGKILL cannot be caught: OutputStaging removes such leftovers on the next run.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # Paddle installs a SIGTERM handler of its own when imported (it prints a FatalError
+    # report and exits, leaving the staging folder): import it first so that ours replaces it.
+    import paddle  # noqa: F401
+
+    def stop(signum, frame):
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_prediction(config):
     warn = config.warn or warn_to_stderr
     mode = input_mode(config.src, config.bgr)
     kinds = check_config(config, mode)
-    target = TargetBackground(config.target_bgr, mode) if 'new' in kinds else None
+    target = TargetBackground(config.target_bgr, 'video' if mode == 'videos' else mode) \
+        if 'new' in kinds else None
     if mode == 'images':
         pairs = find_image_pairs(config.src, config.bgr)
         units = _image_units([name for name, _, _ in pairs], kinds)
-        staging = OutputStaging(config.output_dir, units, config.overwrite)
-        try:
-            summary = _run(config, kinds, staging, warn, len(pairs), 'image',
-                           lambda aligner: _image_items(pairs, config, target, aligner),
-                           lambda: ImageSink(staging), per_item_warnings=True)
-        except BaseException:
-            staging.abort()
-            raise
+        clips = None
     else:
-        reader = VideoReader(config.src)
-        try:
-            _check_background_video(config, reader)
-            units = _video_units(kinds, config.video_output_type)
-            staging = OutputStaging(config.output_dir, units, config.overwrite)
-            try:
-                size = tuple(config.resize) if config.resize else (reader.width, reader.height)
-                summary = _run(config, kinds, staging, warn, reader.frame_count, 'frame',
-                               lambda aligner: _video_items(reader, config, target, aligner),
-                               lambda: VideoSink(staging, kinds, config.video_output_type,
-                                                 _frame_rate(reader, config, warn), size, warn),
-                               per_item_warnings=False)
-            except BaseException:
-                staging.abort()
-                raise
-        finally:
-            reader.close()
+        # one video, or a folder of them: each clip's outputs in <output-dir>/<clip name>/
+        clips = ([('', config.src, config.bgr)] if mode == 'video'
+                 else find_video_clips(config.src, config.bgr))
+        units = [os.path.join(name, unit) for name, _, _ in clips
+                 for unit in _video_units(kinds, config.video_output_type)]
+    staging = OutputStaging(config.output_dir, units, config.overwrite)
+    try:
+        engine = load_engine(config, warn)
+        scale = _backbone_scale(engine, config)
+        if clips is None:
+            summary = _run(config, engine, scale, kinds, warn, len(pairs), 'image',
+                           lambda aligner: _image_items(pairs, config, target, aligner, warn),
+                           lambda: ImageSink(staging), per_item_warnings=True)
+        else:
+            summary = {'count': 0, 'seconds': 0.0}
+            for name, src, bgr in clips:
+                clip = _run_clip(replace(config, src=src, bgr=bgr), engine, scale, kinds, staging,
+                                 warn, target, name)
+                summary = {k: summary[k] + clip[k] for k in summary}
+        staging.commit()
+    except BaseException:
+        staging.abort()
+        raise
     summary.update(mode=mode, kinds=kinds, output_dir=config.output_dir,
                    outputs=[os.path.join(config.output_dir, unit) for unit in units])
     return summary
+
+
+def _run_clip(config, engine, scale, kinds, staging, warn, target, prefix):
+    """One video (config.src with its plate config.bgr) into <staging>/<prefix>/."""
+    reader = VideoReader(config.src)
+    try:
+        _check_background_video(config, reader)
+        size = tuple(config.resize) if config.resize else (reader.width, reader.height)
+        return _run(config, engine, scale, kinds, warn, reader.frame_count, 'frame',
+                    lambda aligner: _video_items(reader, config, target, aligner),
+                    lambda: VideoSink(staging, kinds, config.video_output_type,
+                                      _frame_rate(reader, config, warn), size, warn, prefix=prefix,
+                                      audio_from=config.src),
+                    per_item_warnings=False)
+    finally:
+        reader.close()
+
+
+def _backbone_scale(engine, config):
+    """The backbone scale the engine runs at (an exported model's own)."""
+    options = getattr(engine, 'options', None) or {}
+    return options.get('backbone_scale') or config.backbone_scale or MODEL_DEFAULTS['backbone_scale']
 
 
 def _frame_rate(reader, config, warn):
@@ -160,13 +210,10 @@ def _frame_rate(reader, config, warn):
     return reader.fps or FALLBACK_FPS
 
 
-def _run(config, kinds, staging, warn, total, unit_name, make_items, make_sink, per_item_warnings):
-    """The inference loop: read (thread) -> batch -> engine -> write (thread) -> commit.
-
-    On any failure the writers are cancelled and the caller discards the staging folder.
-    """
+def _run(config, engine, scale, kinds, warn, total, unit_name, make_items, make_sink, per_item_warnings):
+    """The inference loop: read (thread) -> batch -> engine -> write (thread) into the staging
+    folder; the caller commits it, or discards it on any failure (the writers are cancelled)."""
     from tqdm import tqdm
-    engine = load_engine(config, warn)
     aligner = Aligner(warn, per_item_warnings) if config.preprocess_alignment else None
     prefetch = writer = sink = None
     try:
@@ -180,6 +227,8 @@ def _run(config, kinds, staging, warn, total, unit_name, make_items, make_sink, 
         with tqdm(total=total, unit=unit_name, disable=config.quiet, dynamic_ncols=True,
                   file=sys.stderr) as progress:
             for batch in _batches(prefetch, config.batch_size):
+                height, width = batch[0].src.shape[:2]
+                check_size(width, height, batch[0].label, scale)
                 for item, images in zip(batch, infer(engine, batch, kinds)):
                     # queued as 8-bit, what is written anyway: a quarter of the memory
                     writer.submit((item.name, {k: to_uint8(v) for k, v in images.items()}))
@@ -192,7 +241,6 @@ def _run(config, kinds, staging, warn, total, unit_name, make_items, make_sink, 
         seconds = time.perf_counter() - start
         if aligner:
             aligner.report()
-        staging.commit()
     finally:
         if writer is not None:
             writer.finish(raise_errors=False)

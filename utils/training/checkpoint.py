@@ -31,13 +31,11 @@ import os
 import pickle
 import random
 import re
-import shutil
 
 import numpy as np
 import paddle
 
 from model.weights import CheckpointError
-from utils.deploy.export import CACHE_SUFFIX
 from utils.image_io import atomic_write_bytes
 
 __all__ = ['LATEST', 'checkpoint_name', 'get_rng_state', 'set_rng_state', 'portable_optimizer_state',
@@ -205,9 +203,9 @@ def load_checkpoint(path):
 def prune_checkpoints(directory, keep):
     """Delete all but the newest `keep` mid-epoch checkpoints (end-of-epoch files are kept).
 
-    `keep` <= 0 keeps everything. The file `latest` points to is never deleted. A deleted
-    checkpoint's Paddle Inference exports (`<checkpoint>.inference/`, made when predict.py or
-    eval.py ran it) go with it.
+    `keep` <= 0 keeps everything. The file `latest` points to is never deleted. (Paddle
+    Inference exports of a checkpoint live in the user's cache, bounded there; see
+    utils.deploy.export.cached_export.)
     """
     if keep <= 0 or not os.path.isdir(directory):
         return
@@ -221,4 +219,3 @@ def prune_checkpoints(directory, keep):
         path = os.path.join(directory, name)
         if current is None or os.path.abspath(path) != os.path.abspath(current):
             os.remove(path)
-            shutil.rmtree(path + CACHE_SUFFIX, ignore_errors=True)
