@@ -12,18 +12,11 @@ utils/webapp.py.
 import argparse
 import os
 import sys
-import warnings
 
-warnings.filterwarnings('ignore', message='No ccache found')
-
-ROOT = os.path.dirname(os.path.abspath(__file__))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from predict import DEFAULT_WEIGHTS  # noqa: E402
-from utils.deploy.engine import DEVICES, ENGINES  # noqa: E402
-from utils.predict import MODEL_DEFAULTS  # noqa: E402
-from utils.webapp import DEFAULT_WEIGHTS_LABEL, MAX_VIDEO_FRAMES, AppInputError, ModelCache, build_app  # noqa: E402
+from predict import DEFAULT_WEIGHTS
+from utils.deploy.engine import DEVICES, ENGINES
+from utils.predict import MODEL_DEFAULTS
+from utils.webapp import DEFAULT_WEIGHTS_LABEL, MAX_VIDEO_FRAMES, AppInputError, ModelCache, build_app
 
 
 def build_parser():

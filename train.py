@@ -31,9 +31,8 @@ import argparse
 import sys
 import warnings
 
-# Paddle warns about a missing ccache at import and about BatchNorm statistics on every train
-# step; neither concerns training, and both would drown the log lines.
-warnings.filterwarnings('ignore', message='No ccache found')
+# Paddle warns about BatchNorm statistics on every train step; it does not concern training and
+# would drown the log lines.
 warnings.filterwarnings('ignore', message='When training, we now always track global mean and variance')
 
 __all__ = ['build_parser', 'main']
@@ -43,11 +42,13 @@ def build_parser():
     """The argparse parser of train.py (official option names plus the port's additions)."""
     from dataset.data_path import add_data_path_arguments
     from model.options import BACKBONES, REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
+    from utils.deploy.engine import DEVICES
+    from utils.training.loop import STAGES
 
     p = argparse.ArgumentParser(
         description='Train BackgroundMattingV2 (base or refine stage) with PaddlePaddle.',
         epilog=__doc__.split('\n\n', 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--stage', choices=['base', 'refine'], default='base',
+    p.add_argument('--stage', choices=list(STAGES), default='base',
                    help='base: MattingBase (official train_base.py, the default); refine: MattingRefine '
                         '(train_refine.py)')
     p.add_argument('--dataset-name', required=True,
@@ -102,7 +103,7 @@ def build_parser():
     t.add_argument('--synthetic-length', type=int, default=256,
                    help='training samples per epoch of --dataset-name synthetic or real (default 256)')
     t.add_argument('--seed', type=int, default=0, help='seeds initialisation, sample order and augmentation (default 0)')
-    t.add_argument('--device', choices=['cpu', 'gpu'], default=None, help='default: gpu if available')
+    t.add_argument('--device', choices=DEVICES, default=None, help='default: gpu if available')
     t.add_argument('--amp', action=argparse.BooleanOptionalAction, default=None,
                    help='mixed precision (default: on for gpu)')
 

@@ -11,16 +11,12 @@ import argparse
 import collections
 import io
 import sys
-import warnings
 
 import numpy as np
 
-# Paddle warns about a C++ extension tool on import; irrelevant here, it would bury our messages.
-warnings.filterwarnings('ignore', message='No ccache found')
-
-from model import BACKBONES, MattingBase  # noqa: E402
-from model.weights import CheckpointError, convert_deeplabv3_state_dict, load_weights, read_torch_checkpoint  # noqa: E402
-from utils.image_io import atomic_write_bytes  # noqa: E402
+from model import BACKBONES, MattingBase
+from model.weights import CheckpointError, convert_deeplabv3_state_dict, load_weights, read_torch_checkpoint
+from utils.image_io import atomic_write_bytes
 
 
 def save_pdparams(state_dict, path):
