@@ -42,3 +42,35 @@ def test_requirements_split_run_and_dev():
     assert {'paddlepaddle', 'imageio-ffmpeg', 'visualdl'} <= run
     pytest_pin = [r for r in dev if r.startswith('pytest')]
     assert len(pytest_pin) == 1 and re.fullmatch(r'pytest==\d+\.\d+\.\d+', pytest_pin[0])
+
+
+def _structure_paths(readme, heading):
+    """The file and folder paths drawn in the README's code-structure tree."""
+    section = readme[readme.index(heading):]
+    tree = re.search(r'```\n(.*?)```', section, re.S).group(1)
+    paths, stack = set(), []
+    for line in tree.splitlines():
+        match = re.match(r'^((?:│   |    )*)[├└]── (\S+)', line)
+        if not match:
+            continue
+        depth = len(match.group(1)) // 4
+        name = match.group(2)
+        stack[depth:] = [name.rstrip('/')]
+        paths.add('/'.join(stack))
+    return paths
+
+
+def test_code_structure_lists_every_module():
+    """Every module of model/, utils/ and dataset/ has its line in both READMEs' structure tree."""
+    modules = set()
+    for package in ('model', 'utils', 'dataset'):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(ROOT, package)):
+            dirnames[:] = [d for d in dirnames if d not in ('__pycache__', 'samples')]
+            for name in filenames:
+                if name.endswith('.py') and name != '__init__.py':
+                    modules.add(os.path.relpath(os.path.join(dirpath, name), ROOT).replace(os.sep, '/'))
+    for readme, heading in (('README.md', '## 11. Code structure'), ('README_cn.md', '## 11.')):
+        drawn = _structure_paths(_read(readme), heading)
+        assert not modules - drawn, f'{readme} lacks {sorted(modules - drawn)}'
+        stale = {p for p in drawn if p.endswith('.py') and not os.path.exists(os.path.join(ROOT, p))}
+        assert not stale, f'{readme} lists modules that do not exist: {sorted(stale)}'
