@@ -46,8 +46,8 @@ CAMERA_OPTIONS = ('camera', 'headless', 'record', 'plate_frames', 'max_frames', 
                   'hide_fps')
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-# The default checkpoint (trained by this project on synthetic data, see README); predict.py
-# uses it when --weights is not given, and explains how to get weights if it is missing.
+# The default checkpoint (trained by this project, see README); predict.py uses it when
+# --weights is not given, and explains how to get weights if it is missing.
 DEFAULT_WEIGHTS = os.path.join(ROOT, 'weights', 'bgmv2_mobilenetv2_synthetic.pdparams')
 SAMPLE_SRC = os.path.join(ROOT, 'dataset', 'samples', 'src')
 SAMPLE_BGR = os.path.join(ROOT, 'dataset', 'samples', 'bgr')

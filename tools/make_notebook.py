@@ -93,7 +93,7 @@ else:
     ('md', """## 3. Matte the samples
 
 `predict.py` with no inputs mattes the sample pairs in `dataset/samples` with the default
-checkpoint (trained by this project on synthetic data) and writes `pha`, `fgr`, `com` and `new`
+checkpoint (trained by this project, see README section 2) and writes `pha`, `fgr`, `com` and `new`
 (composite on a green backdrop) to `./image`."""),
     ('code', """WEIGHTS = os.environ.get('BGMV2_NOTEBOOK_WEIGHTS', DEFAULT_WEIGHTS)
 PRED_DIR = os.path.join(OUT, 'image')
