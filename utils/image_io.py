@@ -19,6 +19,21 @@ class ImageReadError(ValueError):
     """An image file is missing, unreadable or corrupt. The message names the file."""
 
 
+def cover_crop(img, width, height, resize, rounding=round):
+    """Scale an HWC image, aspect kept, to cover width x height, then crop the centre to exactly that.
+
+    resize(img, (w, h)) does the resampling and rounding(float) -> int the scaled size, so that
+    each caller keeps its own resampling policy (predict's targets, eval's composites).
+    """
+    h, w = img.shape[:2]
+    scale = max(width / w, height / h)
+    sw, sh = max(width, rounding(w * scale)), max(height, rounding(h * scale))
+    if (sw, sh) != (w, h):
+        img = resize(img, (sw, sh))
+    top, left = (sh - height) // 2, (sw - width) // 2
+    return np.ascontiguousarray(img[top:top + height, left:left + width])
+
+
 def is_image_file(path):
     return path.lower().endswith(IMAGE_EXTENSIONS)
 

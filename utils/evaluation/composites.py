@@ -36,7 +36,7 @@ from tqdm import tqdm
 from utils.evaluation.report import write_json
 from utils.evaluation.samples import EvaluationError, images_by_stem
 from utils.evaluation.trimap import make_trimap
-from utils.image_io import read_image, to_uint8, write_image
+from utils.image_io import cover_crop, read_image, to_uint8, write_image
 
 PROTOCOL_VERSION = 1  # bump when the composite recipe changes, so old caches are not reused
 
@@ -71,15 +71,13 @@ def sample_rng(seed, name):
 
 def fit_background(bgr, height, width):
     """Scale `bgr` (aspect kept) to cover height x width and centre-crop to exactly that size."""
-    h, w = bgr.shape[:2]
-    scale = max(height / h, width / w)
-    new_h, new_w = max(height, math.ceil(h * scale - 1e-9)), max(width, math.ceil(w * scale - 1e-9))
-    if (new_h, new_w) != (h, w):
-        # INTER_AREA averages when shrinking (no aliasing); bilinear when enlarging.
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        bgr = cv2.resize(bgr, (new_w, new_h), interpolation=interp)
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return np.ascontiguousarray(bgr[top:top + height, left:left + width])
+    return cover_crop(bgr, width, height, _resize_for_composites, rounding=lambda x: math.ceil(x - 1e-9))
+
+
+def _resize_for_composites(img, size):
+    # INTER_AREA averages when shrinking (no aliasing); bilinear when enlarging.
+    shrink = size[0] * size[1] < img.shape[0] * img.shape[1]
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def perturb_background(bgr, dx, dy, gamma, noise):

@@ -3,20 +3,10 @@ import os
 
 import numpy as np
 
-from utils.image_io import read_image
+from utils.image_io import cover_crop, read_image
 from utils.predict.compose import DEFAULT_TARGET_BGR, parse_color, resize_image
 from utils.predict.options import PredictError, UsageError
 from utils.video_io import VideoReader, is_video_file
-
-def _cover(img, width, height):
-    """Scale `img` to cover width x height and crop the centre (no distortion)."""
-    h, w = img.shape[:2]
-    scale = max(width / w, height / h)
-    sw, sh = max(width, round(w * scale)), max(height, round(h * scale))
-    img = resize_image(img, (sw, sh))
-    top, left = (sh - height) // 2, (sw - width) // 2
-    return img[top:top + height, left:left + width]
-
 
 class TargetBackground:
     """The background of the 'new' output: a colour, an image (scaled to cover each output,
@@ -55,12 +45,12 @@ class TargetBackground:
                 yield self.color
         if self.image is not None:
             if (width, height) not in self._resized:
-                self._resized[(width, height)] = _cover(self.image, width, height)
+                self._resized[(width, height)] = cover_crop(self.image, width, height, resize_image)
             while True:
                 yield self._resized[(width, height)]
         while True:  # a video: loop it
             for frame in VideoReader(self.video):
-                yield _cover(frame, width, height)
+                yield cover_crop(frame, width, height, resize_image)
 
     def for_image(self, width, height):
         return next(self.frames(width, height))
