@@ -40,10 +40,10 @@ package holds the dataset and the writers.
 import os
 
 import numpy as np
-import paddle
 
 from utils.image_io import write_image
 from .. import augmentation as A
+from ..datasets import SeededDataset
 from .drawing import fractal_noise
 from .scene import synthesize
 
@@ -51,7 +51,7 @@ __all__ = ['SyntheticMattingDataset', 'synthesize', 'make_sample_pair', 'write_s
            'fractal_noise']
 
 
-class SyntheticMattingDataset(paddle.io.Dataset):
+class SyntheticMattingDataset(SeededDataset):
     """`length` procedurally generated samples: (pha (1,H,W), fgr (3,H,W), bgr (3,H,W)) float32 in [0, 1].
 
     size is (H, W). Sample i is a pure function of (seed, i) -- or of (seed, epoch, i) with
@@ -61,32 +61,29 @@ class SyntheticMattingDataset(paddle.io.Dataset):
     """
 
     def __init__(self, length, size=(512, 512), seed=0, new_samples_each_epoch=False):
-        super().__init__()
+        super().__init__(seed)
         self.length = int(length)
         self.size = (int(size[0]), int(size[1]))
-        self.seed = int(seed)
         self.new_samples_each_epoch = new_samples_each_epoch
-        self.epoch = 0
-
-    def set_epoch(self, epoch):
-        """Select the samples of epoch `epoch` (only matters with new_samples_each_epoch)."""
-        self.epoch = int(epoch)
 
     def __len__(self):
         return self.length
+
+    def rng_for(self, idx):
+        """Scenes stay the same every epoch unless new_samples_each_epoch."""
+        if self.new_samples_each_epoch:
+            return super().rng_for(idx)
+        return np.random.default_rng([self.seed, int(idx)])
 
     def sample_hwc(self, idx):
         """Sample `idx` as HWC arrays: pha (H,W,1), fgr (H,W,3), bgr (H,W,3)."""
         if not 0 <= idx < self.length:
             raise IndexError(f'SyntheticMattingDataset: index {idx} out of range for length {self.length}')
-        key = [self.seed, self.epoch, idx] if self.new_samples_each_epoch else [self.seed, idx]
-        return synthesize(self.size[0], self.size[1], np.random.default_rng(key))
+        return synthesize(self.size[0], self.size[1], self.rng_for(idx))
 
-    def __getitem__(self, idx):
-        idx = int(idx)
-        if idx < 0:
-            idx += self.length
-        return tuple(np.ascontiguousarray(x.transpose(2, 0, 1)) for x in self.sample_hwc(idx))
+    def get(self, idx, rng):
+        pha, fgr, bgr = synthesize(self.size[0], self.size[1], rng)
+        return tuple(np.ascontiguousarray(x.transpose(2, 0, 1)) for x in (pha, fgr, bgr))
 
     def describe(self):
         return f'synthetic data ({self.length} samples of {self.size[0]}x{self.size[1]}, seed {self.seed})'
