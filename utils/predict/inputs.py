@@ -27,6 +27,16 @@ def _stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def _check_unique_stems(paths):
+    """Outputs are named after the input's stem: two inputs of one stem would collide."""
+    seen = {}
+    for path in paths:
+        if _stem(path) in seen:
+            raise PredictError(f'{path}: same name as {seen[_stem(path)]}, so their outputs would '
+                               f'collide; rename one of them')
+        seen[_stem(path)] = path
+
+
 def find_image_pairs(src, bgr):
     """(name, src_path, bgr_path) for an image pair, two folders (matched by file name without
     extension) or a folder of sources sharing one plate."""
@@ -38,12 +48,7 @@ def find_image_pairs(src, bgr):
     sources = [os.path.join(src, name) for name in list_images(src)]
     if not sources:
         raise PredictError(f'{src}: no images found (.png, .jpg, ...); check --src')
-    names = {}
-    for path in sources:
-        if _stem(path) in names:
-            raise PredictError(f'{path}: same name as {names[_stem(path)]}, so their outputs would '
-                               f'collide; rename one of them')
-        names[_stem(path)] = path
+    _check_unique_stems(sources)
     if not os.path.isdir(bgr):
         return [(_stem(p), p, bgr) for p in sources]  # one plate for every image
     plates = {}
@@ -138,12 +143,7 @@ def find_video_clips(src, bgr):
     """(name, src_video, plate) per video of the folder `src`: the plate of the same name
     (extension aside, image or video) in the folder `bgr`, or the one plate file `bgr`."""
     clips = [os.path.join(src, name) for name in list_videos(src)]
-    stems = {}
-    for clip in clips:
-        if _stem(clip) in stems:
-            raise PredictError(f'{clip}: same name as {stems[_stem(clip)]}, so their outputs would '
-                               f'collide; rename one of them')
-        stems[_stem(clip)] = clip
+    _check_unique_stems(clips)
     if os.path.isfile(bgr):
         return [(_stem(c), c, bgr) for c in clips]
     plates = {}
