@@ -22,7 +22,7 @@ import argparse
 import os
 import sys
 
-from dataset.prepare import DEFAULT_ROOT, VALIDATION_ROOT
+from dataset.prepare import VALIDATION_PHOTOS, VALIDATION_ROOT
 from model.options import MODEL_TYPES, REFINE_MODES
 from utils.deploy.engine import DEVICES, ENGINES
 from utils.evaluation import (CompositeConfig, EvaluationError, ImageReadError, ModelConfig,
@@ -39,7 +39,7 @@ def build_parser():
     data.add_argument('--dataset', choices=['photomatte85', 'folder', 'real'], default=None,
                       help='photomatte85: a folder of RGBA PNGs (--data-dir); folder: pha/fgr layout '
                            '(--gt-dir); real: the real-photo validation set of `python -m dataset.prepare` '
-                           f'(--gt-dir {VALIDATION_ROOT} on the validation photos {DEFAULT_ROOT}/valid). '
+                           f'(--gt-dir {VALIDATION_ROOT} on the validation photos {VALIDATION_PHOTOS}). '
                            'Default: folder if --gt-dir is given, else photomatte85')
     data.add_argument('--data-dir', default='data/PhotoMatte85',
                       help='PhotoMatte85 folder of RGBA PNG foregrounds (alpha channel = matte)')
@@ -47,7 +47,7 @@ def build_parser():
                       help='ground truth in pha/fgr layout: GT_DIR/pha/<name>, GT_DIR/fgr/<name>')
     data.add_argument('--bgr-dir', default=None,
                       help='folder of background images to composite onto (default data/Backgrounds; '
-                           f'with --dataset real {DEFAULT_ROOT}/valid)')
+                           f'with --dataset real {VALIDATION_PHOTOS})')
     data.add_argument('--pred-dir', default=None,
                       help='score existing predictions PRED_DIR/pha/<name> (and PRED_DIR/fgr/<name>) '
                            'instead of running a network')
@@ -101,7 +101,7 @@ def main(argv=None):
     if dataset == 'real':
         # a folder data set with known places; reports and caches are told apart by the name
         args.gt_dir = args.gt_dir or VALIDATION_ROOT
-        args.bgr_dir = args.bgr_dir or os.path.join(DEFAULT_ROOT, 'valid')
+        args.bgr_dir = args.bgr_dir or VALIDATION_PHOTOS
         if not os.path.isdir(os.path.join(args.gt_dir, 'pha')):
             print(f'error: no real-photo validation set in {args.gt_dir}: run `python -m dataset.prepare` '
                   'first', file=sys.stderr)

@@ -9,6 +9,8 @@ keeps the augmentation off the training process's critical path, and seeding it 
 batches an uninterrupted run would have seen, whatever the number of workers. The
 DataLoader is used with ``batch_size=None`` (one item = one ready batch).
 """
+import os
+
 import numpy as np
 import paddle
 
@@ -172,7 +174,6 @@ def build_datasets(name, sample_size, valid_samples, seed=0, table=None, synthet
         valid = SyntheticMattingDataset(valid_samples, sample_size, seed=VALID_SEED + 1_000_003)
         return train, valid
     if name == REAL:
-        import os
         from dataset.data_path import DATA_ROOT
         from dataset.real import RealPhotoMattingDataset
         root = os.path.join(data_root or DATA_ROOT, REAL_PHOTOS)

@@ -38,11 +38,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from utils.image_io import write_image
+from utils.image_io import is_image_file, write_image
 
-__all__ = ['DEFAULT_ROOT', 'VALIDATION_ROOT', 'MANIFEST', 'SPLITS', 'prepare', 'load_manifest', 'PrepareError']
+__all__ = ['DEFAULT_ROOT', 'VALIDATION_PHOTOS', 'VALIDATION_ROOT', 'MANIFEST', 'SPLITS', 'prepare', 'load_manifest', 'PrepareError']
 
 DEFAULT_ROOT = 'data/real_photos'
+# eval.py composites the validation set onto the validation photos themselves
+VALIDATION_PHOTOS = os.path.join(DEFAULT_ROOT, 'valid')
 VALIDATION_ROOT = 'data/real_validation'
 VALIDATION_COUNT = 40
 VALIDATION_SIZE = (720, 1280)
@@ -67,7 +69,6 @@ PYPI = {
     'scikit-learn': ('1.9.1', ['sklearn/datasets/images']),
 }
 SOURCES = ('debian', 'pypi')
-PICTURE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp')
 # Thumbnails and previews that packages ship beside the real picture.
 SKIP_NAMES = ('screenshot', 'thumbnail', 'preview')
 
@@ -134,7 +135,7 @@ def _pictures(package, folder, subdirs):
     for sub in subdirs:
         for path in sorted(glob.glob(os.path.join(folder, sub, '**', '*'), recursive=True)):
             name = os.path.basename(path).lower()
-            if not name.endswith(PICTURE_EXTENSIONS) or any(s in name for s in SKIP_NAMES):
+            if not is_image_file(name) or any(s in name for s in SKIP_NAMES):
                 continue
             if not os.path.isfile(path):
                 continue
@@ -224,8 +225,7 @@ def prepare(root=DEFAULT_ROOT, sources=SOURCES, progress=True):
 def _finished(root, sources):
     """The manifest of an earlier complete run with the same sources, or None."""
     try:
-        with open(os.path.join(root, MANIFEST)) as f:
-            manifest = json.load(f)
+        manifest = load_manifest(root)
     except (OSError, ValueError):
         return None
     if manifest.get('sources') != sorted(sources):
