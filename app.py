@@ -25,7 +25,8 @@ def build_parser():
                         help='weights to offer besides the default checkpoint: .pdparams or '
                              'official .pth (converted on the fly)')
     parser.add_argument('--engine', choices=ENGINES, default='auto',
-                        help='auto: Paddle Inference on the CPU, else dygraph (default: auto)')
+                        help='auto: the fastest installed engine on the CPU (ONNX Runtime or '
+                             'OpenVINO, then Paddle Inference), else dygraph (default: auto)')
     parser.add_argument('--device', choices=DEVICES, default='cpu', help='default: cpu')
     parser.add_argument('--host', default=None,
                         help='address to listen on (default: GRADIO_SERVER_NAME or 127.0.0.1)')

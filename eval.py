@@ -78,9 +78,9 @@ def build_parser():
                             "paper's photo setting)")
     model.add_argument('--refine-threshold', type=float, default=ModelConfig.refine_threshold)
     model.add_argument('--engine', choices=ENGINES, default=ModelConfig.engine,
-                       help='dygraph: the Paddle model run eagerly; inference: Paddle Inference on '
-                            'the exported graph (what predict.py runs on the CPU); auto: inference '
-                            'on the CPU, else dygraph')
+                       help='dygraph: the Paddle model run eagerly (default); onnxruntime, '
+                            'openvino, inference (Paddle Inference): the exported graph; auto: the '
+                            'fastest installed engine on the CPU (what predict.py runs), else dygraph')
     model.add_argument('--device', choices=DEVICES, default=None,
                        help="unset: Paddle's default device; gpu needs the GPU build of PaddlePaddle")
     model.add_argument('--save-pred', default=None, metavar='DIR',

@@ -135,10 +135,11 @@ def build_parser():
                        help=f'.pdparams, or an official .pth (converted on the fly); default '
                             f'{os.path.relpath(DEFAULT_WEIGHTS, ROOT)} when it exists')
     model.add_argument('--inference-model', metavar='DIR',
-                       help='run a model exported for Paddle Inference instead of --weights '
-                            '(model options are those it was exported with)')
+                       help='run a folder written by `python -m utils.deploy.export` instead of '
+                            '--weights (model options are those it was exported with)')
     model.add_argument('--engine', choices=ENGINES, default='auto',
-                       help='auto: Paddle Inference where it helps (CPU), else dygraph (default: auto)')
+                       help='auto: on the CPU the fastest installed engine (ONNX Runtime or '
+                            'OpenVINO, then Paddle Inference), else dygraph (default: auto)')
     model.add_argument('--backbone', '--model-backbone', dest='backbone',
                        choices=BACKBONES,
                        help="default: the weights' backbone (if given, must match them)")

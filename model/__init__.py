@@ -12,7 +12,7 @@ _HOMES = {
     'MODEL_TYPES': 'options', 'OUTPUT_NAMES': 'options', 'BASE_OUTPUT_NAMES': 'options', 'RefineOptions': 'options',
     'REFINE_DEFAULTS': 'options', 'OFFICIAL_MODEL_TYPES': 'options', 'BASE_MIN_SIDE': 'options',
     'MattingBase': 'model', 'MattingRefine': 'model', 'check_inputs': 'model',
-    'Refiner': 'refiner',
+    'Refiner': 'refiner', 'onnx_tracing': 'ops',
     'CheckpointError': 'weights', 'Weights': 'weights', 'build_model': 'weights', 'load_weights': 'weights',
 }
 __all__ = list(_HOMES)

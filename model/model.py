@@ -84,7 +84,6 @@ class MattingRefine(MattingBase):
         backbone_scale, refine_mode, refine_sample_pixels, refine_threshold, refine_kernel_size,
         refine_prevent_oversampling: see `model.options.RefineOptions` (defaults there) and
         `Refiner`.
-        onnx_compatible: trace a graph paddle2onnx can convert (same results).
 
     Inputs:  src, bgr (B, 3, H, W) in [0, 1], H and W divisible by 4.
     Outputs: pha (B, 1, H, W), fgr (B, 3, H, W), pha_sm (B, 1, h, w), fgr_sm (B, 3, h, w),
@@ -97,15 +96,14 @@ class MattingRefine(MattingBase):
                  refine_sample_pixels=REFINE_DEFAULTS.refine_sample_pixels,
                  refine_threshold=REFINE_DEFAULTS.refine_threshold,
                  refine_kernel_size=REFINE_DEFAULTS.refine_kernel_size,
-                 refine_prevent_oversampling=REFINE_DEFAULTS.refine_prevent_oversampling,
-                 onnx_compatible=False):
+                 refine_prevent_oversampling=REFINE_DEFAULTS.refine_prevent_oversampling):
         if not 0 < backbone_scale <= 1 / 2:
             raise ValueError(f'backbone_scale must be in (0, 1/2], got {backbone_scale}')
         super().__init__(backbone)
         self.backbone_scale = backbone_scale
         self.refiner = Refiner(refine_mode, refine_sample_pixels, refine_threshold,
                                refine_kernel_size, refine_prevent_oversampling,
-                               backbone_scale=backbone_scale, onnx_compatible=onnx_compatible)
+                               backbone_scale=backbone_scale)
         # Integer reduction 1 / backbone_scale if there is one: traced graphs then take an exact
         # fast downsampling path when the input size allows it (see model.ops).
         reduction = 1 / backbone_scale

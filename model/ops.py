@@ -1,29 +1,35 @@
-"""Resampling, a concat-free conv and patch write-back for models exported to Paddle Inference.
+"""Resampling, a concat-free conv and patch write-back, as each export target needs them.
 
-Why: Paddle 3.3.1's Inference predictor with oneDNN (the fast CPU engine) cannot run a PIR model
-that contains `F.interpolate`: the oneDNN interp kernels are placed on the graph, and running
-them fails with `ConvertPirAttribute2RuntimeAttribute not support
-[pir::ArrayAttribute<pir::DoubleAttribute>]` (their `scale` attribute); Paddle's native CPU
-interp kernel is slow besides. So, when the model is traced for export
-(`paddle.in_dynamic_mode()` is False), every bilinear resize here is written with convs,
-matmuls, concats and transposes, which oneDNN runs; eagerly, `F.interpolate` is used. Both
-match `F.interpolate(x, size, mode='bilinear', align_corners=False)` (half-pixel centres,
-source coordinate clamped at 0, last index clamped) to float rounding (~1e-7).
+Three ways the model runs, one code path with these helpers deciding per target:
 
-Traced formulations:
+* eagerly (dygraph): `F.interpolate` and plain ops;
+* traced for ONNX (inside `onnx_tracing()`, used by utils.deploy.export for ONNX Runtime and
+  OpenVINO): `F.interpolate` too (an ONNX Resize, which both engines run fast and exactly), a
+  nearest Resize + plain conv where the refiner upsamples (`fold_nearest_upsampling`), and
+  index_put with index tensors materialised at the shape of the values, because paddle2onnx
+  2.1 converts index_put without broadcasting its indices. The graph has no `If`: nothing
+  below branches on runtime sizes for ONNX;
+* traced for Paddle Inference (any other tracing): no `F.interpolate`. Paddle 3.3.1's
+  Inference predictor with oneDNN (its fast CPU engine) cannot run a PIR model that contains
+  it: the oneDNN interp kernels fail with `ConvertPirAttribute2RuntimeAttribute not support
+  [pir::ArrayAttribute<pir::DoubleAttribute>]` (their `scale` attribute), and Paddle's native
+  CPU interp kernel is slow besides. Every bilinear resize is then written with convs,
+  matmuls, concats and transposes, matching `F.interpolate(x, size, mode='bilinear',
+  align_corners=False)` (half-pixel centres, source coordinate clamped at 0, last index
+  clamped) to float rounding (~1e-7):
 
-* exact integer upsampling by a factor f known when tracing (the decoder's 2x steps, the
-  coarse-to-full 4x/8x step): output f*m + a is a fixed 3-tap blend of inputs m-1, m, m+1
-  (edges replicated): one 3-tap conv with f output channels (one per phase), then an
-  interleaving transpose. Used for columns, and for rows when f > 2;
-* any sizes: a matmul with an interpolation matrix built from the runtime sizes (A @ x along
-  the axis); cost grows with n_in * n_out. Used for rows of 2x steps (as fast as the phase
-  conv there) and whenever the sizes are not an exact multiple;
-* exact integer downsampling (the input to the backbone): a strided depthwise conv averaging
-  the two middle rows and columns of each f x f block.
+  - exact integer upsampling by a factor f known when tracing (the decoder's 2x steps, the
+    coarse-to-full 4x/8x step): output f*m + a is a fixed 3-tap blend of inputs m-1, m, m+1
+    (edges replicated): one 3-tap conv with f output channels (one per phase), then an
+    interleaving transpose. Used for columns, and for rows when f > 2;
+  - any sizes: a matmul with an interpolation matrix built from the runtime sizes (A @ x along
+    the axis); cost grows with n_in * n_out. Used for rows of 2x steps (as fast as the phase
+    conv there) and whenever the sizes are not an exact multiple;
+  - exact integer downsampling (the input to the backbone): a strided depthwise conv averaging
+    the two middle rows and columns of each f x f block.
 
-Which one runs is decided in the graph (`paddle.static.nn.cond`) from the runtime sizes, so an
-exported model is exact for every input size and fast for the usual ones.
+  Which one runs is decided in the graph (`paddle.static.nn.cond`) from the runtime sizes, so
+  an exported model is exact for every input size and fast for the usual ones.
 
 Paddle 3.3.1 + oneDNN behaviours worked around here and in the refiner (found by testing;
 tests/test_export.py guards them): a matmul reading a 4-D conv output directly returns
@@ -33,9 +39,9 @@ slower than plain ones, so none are used; `pad` is slow (mode='replicate') or cr
 (the generic pad op), so edges are replicated and zero-padded with concat; a native op that
 reads a cond output directly fails, so each cond output first goes through a oneDNN op;
 empty tensors make oneDNN throw, so none are created (the refiner's guard patch,
-`append_guard_patch`). paddle2onnx 2.1 converts index_put without broadcasting its indices
-(`index_put(expand_index=True)`).
+`append_guard_patch`; ONNX graphs keep it too: OpenVINO rejects empty tensors as well).
 """
+import contextlib
 import functools
 
 import numpy as np
@@ -45,6 +51,23 @@ import paddle.nn.functional as F
 
 def _traced():
     return not paddle.in_dynamic_mode()
+
+
+_ONNX_TRACING = []
+
+
+@contextlib.contextmanager
+def onnx_tracing():
+    """Models traced inside this context are traced for ONNX (see the module docstring)."""
+    _ONNX_TRACING.append(True)
+    try:
+        yield
+    finally:
+        _ONNX_TRACING.pop()
+
+
+def _onnx():
+    return _traced() and bool(_ONNX_TRACING)
 
 
 def _channels(x, shape):
@@ -176,7 +199,7 @@ def resize_bilinear(x, size, factor=None):
     expected when tracing (takes the fast exact path when the runtime sizes match it), or
     None for small tensors (dense matmuls; exact for any sizes).
     """
-    if not _traced():
+    if not _traced() or _onnx():
         return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
     shape = paddle.shape(x)
     size = [paddle.cast(n, shape.dtype) for n in size]
@@ -199,7 +222,7 @@ def downsample_bilinear(x, size, factor):
     the mean of the 2x2 input pixels around it (a depthwise conv with stride f). Otherwise, and
     for odd factors, dense matmuls.
     """
-    if not _traced():
+    if not _traced() or _onnx():
         return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
     shape = paddle.shape(x)
     shape_c = x.shape[1]  # static channel count
@@ -224,8 +247,17 @@ def downsample_bilinear(x, size, factor):
     return paddle.static.nn.cond(exact_size, exact, general)
 
 
+def fold_nearest_upsampling():
+    """Whether the refiner folds its nearest 2x upsampling into the following conv (eager and
+    Paddle Inference: fewer multiply-adds) rather than upsampling first (ONNX graphs: the
+    folded conv's phase interleave is a 6-D transpose, slower there than a nearest Resize)."""
+    return not _onnx()
+
+
 def upsample_nearest2x(x):
     """(B, C, H, W) -> (B, C, 2H, 2W), each pixel repeated 2x2 (F.interpolate scale 2, nearest)."""
+    if _onnx() and x.shape[2] > 0 and x.shape[3] > 0:
+        return F.interpolate(x, size=[2 * x.shape[2], 2 * x.shape[3]], mode='nearest')
     shape = paddle.shape(x) if _traced() else x.shape
     y = paddle.expand(x.unsqueeze([3, 5]), [-1, -1, -1, 2, -1, 2])  # (B, C, H, 2, W, 2)
     return y.reshape([shape[0], shape[1], shape[2] * 2, shape[3] * 2])
@@ -285,14 +317,14 @@ def zero_pad(x, pad):
     return paddle.concat([zeros_cols, x, zeros_cols], axis=3)
 
 
-def index_put(x, index, values, inplace=False, expand_index=False):
+def index_put(x, index, values, inplace=False):
     """paddle.index_put(x, index, values) with broadcast index tensors.
 
     inplace: eager only, write into x itself (to_static refuses in-place ops on views).
-    expand_index: materialise the index tensors at the full shape of `values`: paddle2onnx 2.1
-    converts index_put without broadcasting its indices.
+    Traced for ONNX, the index tensors are materialised at the full shape of `values`:
+    paddle2onnx 2.1 converts index_put without broadcasting its indices.
     """
-    if expand_index:
+    if _onnx():
         shape = values.shape if not _traced() else paddle.shape(values)
         index = tuple(paddle.expand(i, shape) for i in index)
     if inplace and not _traced():

@@ -25,7 +25,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .ops import (append_guard_patch, conv_parts, downsample_bilinear, index_put, nothing_selected,
+from .ops import (append_guard_patch, conv_parts, downsample_bilinear, fold_nearest_upsampling, index_put, nothing_selected,
                   resize_bilinear, resolve_guard_patch, source_coords, upsample_nearest2x, zero_pad)
 from .options import REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
 from .utils import batch_size, spatial_size
@@ -70,7 +70,7 @@ def crop_patches(x, idx, size, padding):
     return patches.transpose([0, 3, 1, 2])
 
 
-def replace_patches(x, patches, idx, inplace=False, expand_index=False):
+def replace_patches(x, patches, idx, inplace=False):
     """Write patches back into an image.
 
     Args:
@@ -79,8 +79,6 @@ def replace_patches(x, patches, idx, inplace=False, expand_index=False):
         idx: (P, 3) int64 patch locations (b, i, j) on the grid of stride p. A location may
             appear twice only with identical patches (the order of the writes is not defined).
         inplace: eager only, write into x itself (saves a copy of the image; x is changed).
-        expand_index: materialise the index tensors at the full patch shape (paddle2onnx 2.1
-            converts index_put without broadcasting its indices).
     Returns:
         (B, C, H, W) with the selected patches replaced.
 
@@ -95,7 +93,7 @@ def replace_patches(x, patches, idx, inplace=False, expand_index=False):
              paddle.arange(C, dtype='int64').reshape([1, C, 1, 1]),
              (idx[:, 1:2] * p + offsets).reshape([-1, 1, p, 1]),
              (idx[:, 2:3] * p + offsets).reshape([-1, 1, 1, p]))
-    return index_put(x, index, patches.astype(x.dtype), inplace, expand_index)
+    return index_put(x, index, patches.astype(x.dtype), inplace)
 
 
 class Refiner(nn.Layer):
@@ -109,7 +107,6 @@ class Refiner(nn.Layer):
         kernel_size: 3 (the paper) or 1 (faster, less context).
         prevent_oversampling: in 'sampling' mode, skip selected patches whose error is 0.
         backbone_scale: coarse resolution / full resolution, if known (a hint for traced graphs).
-        onnx_compatible: trace a graph that paddle2onnx can convert (same results).
 
     Inputs:
         src, bgr: (B, 3, H, W) full resolution, H and W divisible by 4.
@@ -122,8 +119,7 @@ class Refiner(nn.Layer):
 
     def __init__(self, mode=REFINE_DEFAULTS.refine_mode, sample_pixels=REFINE_DEFAULTS.refine_sample_pixels,
                  threshold=REFINE_DEFAULTS.refine_threshold, kernel_size=REFINE_DEFAULTS.refine_kernel_size,
-                 prevent_oversampling=REFINE_DEFAULTS.refine_prevent_oversampling, backbone_scale=None,
-                 onnx_compatible=False):
+                 prevent_oversampling=REFINE_DEFAULTS.refine_prevent_oversampling, backbone_scale=None):
         super().__init__()
         if mode not in REFINE_MODES:
             raise ValueError(f'refine_mode must be one of {REFINE_MODES}, got {mode!r}')
@@ -140,8 +136,6 @@ class Refiner(nn.Layer):
         # for traced graphs: it selects fast exact resampling paths and bounds the coarse window
         # size; the results do not depend on it. Not a parameter (state dict unchanged).
         self.backbone_scale = backbone_scale
-        # Trace a graph that paddle2onnx can convert (exports for ONNX ask for it).
-        self.onnx_compatible = onnx_compatible
 
         channels = [32, 24, 16, 12, 4]
         self.conv1 = nn.Conv2D(channels[0] + 6 + 4, channels[1], kernel_size, bias_attr=False)
@@ -211,9 +205,8 @@ class Refiner(nn.Layer):
         # the upsampled images are ours: write in place when no gradient needs them (index_put
         # does so eagerly only)
         inplace = not paddle.is_grad_enabled()
-        expand = self.onnx_compatible
-        return (replace_patches(pha_out, patches[:, :1], idx, inplace, expand),
-                replace_patches(fgr_out, patches[:, 1:], idx, inplace, expand))
+        return (replace_patches(pha_out, patches[:, :1], idx, inplace),
+                replace_patches(fgr_out, patches[:, 1:], idx, inplace))
 
     def _refine_patches(self, src, bgr, pha, fgr, hid, idx):
         """Re-predict the 4x4 patches at `idx` (P, 3) -> (P, 4, 4, 4) (pha, fgr residual).
@@ -243,7 +236,7 @@ class Refiner(nn.Layer):
         """
         x = self.relu(conv_parts([coarse, src_half], self.conv1, self.bn1))
         x = self.relu(conv_parts([x], self.conv2, self.bn2))
-        if self.kernel_size == 3:
+        if self.kernel_size == 3 and fold_nearest_upsampling():
             x = conv_parts([x, src_full], self.conv3, self.bn3, part_convs={0: self._conv_upsampled})
         else:
             # 2x2 -> 4x4, as the official nearest upsampling

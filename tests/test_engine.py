@@ -1,4 +1,5 @@
-"""utils.deploy.engine: one numpy interface over the dygraph model and exported Paddle Inference models."""
+"""utils.deploy.engine: one numpy interface over the dygraph model and the exported models
+(Paddle Inference, ONNX Runtime, OpenVINO), each exact against dygraph."""
 import os
 import shutil
 import warnings
@@ -7,11 +8,15 @@ import numpy as np
 import pytest
 
 from conftest import MOBILENET_REF
-from utils.deploy.engine import (OUTPUT_NAMES, DygraphEngine, InferenceEngine, cpu_supports_bfloat16,
-                          create_engine)
+from utils.deploy.benchmark import make_inputs
+from utils.deploy.engine import (EXPORT_FORMATS, OUTPUT_NAMES, DygraphEngine, InferenceEngine,
+                                 auto_engine_order, cpu_supports_bfloat16, create_engine)
 from utils.deploy.export import ExportError
+from utils.deploy.onnx_engines import MAX_SHAPES, OnnxRuntimeEngine, OpenVINOEngine
 
 OPTIONS = dict(refine_mode='sampling', refine_sample_pixels=4_000)
+# every patch budget used up (no skipping of zero-error patches): the selection is compared
+SAMPLING = dict(refine_mode='sampling', refine_sample_pixels=20_000, refine_prevent_oversampling=False)
 
 
 @pytest.fixture(scope='module')
@@ -54,21 +59,94 @@ def test_engines_agree_and_share_the_interface(inference, weights, case):
         assert np.abs(a[name] - b[name]).max() <= 1e-5, name
 
 
-def test_auto_is_inference_on_the_cpu(weights):
+@pytest.fixture(scope='module')
+def scene():
+    """A realistic 480x640 scene (soft-edged textured blob over a smooth plate, sensor noise)."""
+    return make_inputs(1, 480, 640)
+
+
+@pytest.fixture(scope='module')
+def eager_scene(weights, scene):
+    return create_engine(weights, engine='dygraph', **SAMPLING)(*scene)
+
+
+@pytest.mark.parametrize('engine', list(EXPORT_FORMATS))
+def test_every_exported_engine_matches_dygraph(engine, weights, scene, eager_scene):
+    """Same outputs within 1e-5 and the same refined patches as the dygraph model."""
+    exported = create_engine(weights, engine=engine, threads=2, **SAMPLING)
+    assert exported.name == engine
+    out = exported(*scene)
+    assert list(out) == list(OUTPUT_NAMES)
+    for name in OUTPUT_NAMES:
+        assert out[name].dtype == np.float32 and out[name].shape == eager_scene[name].shape, name
+        assert np.abs(out[name] - eager_scene[name]).max() <= 1e-5, (engine, name)
+    assert eager_scene['ref_sm'].sum() == 20_000 // 16
+    assert np.array_equal(out['ref_sm'], eager_scene['ref_sm'])
+
+
+@pytest.mark.parametrize('cls', [OnnxRuntimeEngine, OpenVINOEngine])
+def test_onnx_engines_compile_once_per_shape(cls, weights, case):
+    """One ONNX export serves every size and batch; compiled models are kept per shape."""
+    first = create_engine(weights, engine=cls.name, **OPTIONS)
+    assert isinstance(first, cls)
+    engine = cls(first.model_dir, threads=1)
+    eager = create_engine(weights, engine='dygraph', **OPTIONS)
+    src, bgr = case
+    shapes = [(256, 384), (128, 196), (256, 384)]
+    for h, w in shapes:
+        a, b = engine(src[:, :, :h, :w], bgr[:, :, :h, :w]), eager(src[:, :, :h, :w], bgr[:, :, :h, :w])
+        assert max(np.abs(a[k] - b[k]).max() for k in OUTPUT_NAMES) <= 1e-5
+    assert list(engine._compiled) == [(1, 3, 128, 196), (1, 3, 256, 384)]  # most recent last
+    pair = engine(np.concatenate([src, src[:, :, ::-1]]), np.concatenate([bgr, bgr[:, :, ::-1]]))
+    single = engine(src[:, :, ::-1], bgr[:, :, ::-1])
+    assert np.abs(pair['pha'][1:] - single['pha']).max() <= 1e-6
+    for i in range(MAX_SHAPES + 1):
+        engine(src[:, :, :64, :64 + 4 * i], bgr[:, :, :64, :64 + 4 * i])
+    assert len(engine._compiled) == MAX_SHAPES
+
+
+def test_onnx_engines_refuse_what_they_cannot_do_exactly(weights):
+    model_dir = create_engine(weights, engine='onnxruntime', **OPTIONS).model_dir
+    with pytest.raises(ValueError, match='float32 only'):
+        OpenVINOEngine(model_dir, precision='bfloat16')
+    with pytest.raises(ValueError, match='runs on the CPU'):
+        OnnxRuntimeEngine(model_dir, device='gpu')
+    with pytest.raises(ExportError, match='no onnx model'):
+        OnnxRuntimeEngine(create_engine(weights, engine='inference', **OPTIONS).model_dir)
+
+
+def test_auto_takes_the_measured_order_on_the_cpu(weights):
+    assert auto_engine_order(['avx2', 'avx512f'])[:2] == ('openvino', 'onnxruntime')
+    assert auto_engine_order(['avx2', 'fma'])[:2] == ('onnxruntime', 'openvino')
+    assert auto_engine_order()[2:] == ('inference', 'dygraph')
     engine = create_engine(weights, engine='auto', **OPTIONS)
-    assert isinstance(engine, InferenceEngine)
+    assert engine.name == auto_engine_order()[0]
 
 
-def test_auto_falls_back_to_dygraph_with_a_warning(weights, monkeypatch):
+def test_auto_skips_missing_packages_silently(weights, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name in ('onnxruntime', 'openvino') else real(name, *a))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        engine = create_engine(weights, engine='auto', **OPTIONS)
+    assert engine.name == 'inference'
+    with pytest.raises(ImportError, match='needs onnxruntime'):
+        create_engine(weights, engine='onnxruntime', **OPTIONS)
+
+
+def test_auto_falls_back_engine_by_engine_with_a_warning(weights, monkeypatch):
     import utils.deploy.export
 
     def broken(*args, **kwargs):
         raise RuntimeError('simulated predictor failure')
 
     monkeypatch.setattr(utils.deploy.export, 'cached_export', broken)
-    with pytest.warns(RuntimeWarning, match='simulated predictor failure'):
+    with pytest.warns(RuntimeWarning, match='simulated predictor failure') as caught:
         engine = create_engine(weights, engine='auto', **OPTIONS)
     assert isinstance(engine, DygraphEngine)
+    assert [str(w.message).split()[0] for w in caught] == list(auto_engine_order()[:3])
     with pytest.raises(RuntimeError, match='simulated'):
         create_engine(weights, engine='inference', **OPTIONS)
 
@@ -84,6 +162,8 @@ def test_auto_reports_bad_weights_instead_of_falling_back(tmp_path):
 def test_unknown_engine_and_bad_inputs(inference, weights):
     with pytest.raises(ValueError, match='unknown engine'):
         create_engine(weights, engine='onnx')
+    with pytest.raises(ValueError, match='MattingBase runs on the dygraph engine only'):
+        create_engine(weights, engine='openvino', model_type='base')
     with pytest.raises(ValueError, match='divisible by 4'):
         inference(np.zeros((1, 3, 62, 96), np.float32), np.zeros((1, 3, 62, 96), np.float32))
     with pytest.raises(ValueError, match='same shape'):
@@ -144,6 +224,7 @@ def test_fallback_warning_is_one_line(weights, monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         create_engine(weights, engine='auto', **OPTIONS)
-    text = warnings.formatwarning(caught[0].message, caught[0].category, caught[0].filename,
-                                  caught[0].lineno, caught[0].line)
-    assert text.strip().count('\n') == 0 and 'simulated predictor failure' in text
+    for warning in caught:
+        text = warnings.formatwarning(warning.message, warning.category, warning.filename,
+                                      warning.lineno, warning.line)
+        assert text.strip().count('\n') == 0 and 'simulated predictor failure' in text

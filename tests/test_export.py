@@ -169,7 +169,8 @@ def test_onnx_export_matches_onnxruntime(reference_weights, tmp_path):
     pytest.importorskip('paddle2onnx')
     ort = pytest.importorskip('onnxruntime')
     out = str(tmp_path / 'onnx')
-    export_model(reference_weights, out, onnx=True, refine_mode='sampling', refine_sample_pixels=4_000)
+    export_model(reference_weights, out, formats=('paddle', 'onnx'), refine_mode='sampling',
+                 refine_sample_pixels=4_000)
     case = np.load(os.path.join(MOBILENET_REF, 'case_256x384.npz'))
     session = ort.InferenceSession(os.path.join(out, 'model.onnx'), providers=['CPUExecutionProvider'])
     outputs = session.run(None, {'src': case['src'], 'bgr': case['bgr']})

@@ -73,3 +73,28 @@ def filtered_stderr(*patterns):
                     if not any(p.encode() in line for p in patterns)]
             if kept:
                 os.write(2, b''.join(kept))
+
+
+@contextlib.contextmanager
+def quiet_paddle2onnx():
+    """Hold back what paddle2onnx and its optimisers print (dozens of progress lines on stdout
+    and stderr, from C++ and Python) within the block; replayed on stderr if the block fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 1)
+        os.dup2(captured.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            if failed:
+                captured.seek(0)
+                os.write(2, captured.read())

@@ -17,7 +17,7 @@ The pieces, each usable alone:
   recorder (`--record`: an mp4 of the composites, at the rate they were matted, written
   atomically).
 
-Matting itself is predict's: `load_engine` (Paddle Inference where available, else dygraph)
+Matting itself is predict's: `load_engine` (the fastest installed engine on the CPU, else dygraph)
 and `infer` on one frame at a time (batching would add latency).
 """
 import os

@@ -10,7 +10,7 @@ bad uploads raise `AppInputError` with a one-line message that the page shows (n
 trace). One engine per (weights, backbone scale, refine mode) is built on first use and kept
 (`ModelCache`); requests share one queue and run one at a time (two requests at once on two
 cores would only slow both down), every engine built and called on one EngineThread. Matting
-is predict's: `infer` on an engine of utils.deploy.engine (Paddle Inference where available).
+is predict's: `infer` on an engine of utils.deploy.engine (the fastest installed engine on the CPU).
 """
 import os
 import shutil
@@ -55,7 +55,7 @@ class ModelCache:
 
     Args:
         weights: dict label -> weights file (.pdparams or official .pth), in display order.
-        engine, device: as utils.deploy.engine.create_engine ('auto' picks Paddle Inference on CPU).
+        engine, device: as utils.deploy.engine.create_engine ('auto' picks the fastest installed engine on the CPU).
     """
 
     def __init__(self, weights, engine='auto', device='cpu'):

@@ -68,19 +68,6 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def cpu_flags():
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('flags'):
-                    flags = set(line.split(':', 1)[1].split())
-                    return sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'avx512_vnni',
-                                           'amx_bf16', 'amx_tile', 'amx_int8'})
-    except OSError:
-        pass
-    return []
-
-
 def load_average():
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -102,7 +89,7 @@ def peak_rss_mb():
 
 
 def machine():
-    from utils.deploy.engine import available_cpus
+    from utils.deploy.engine import available_cpus, cpu_flags
     import paddle
     return {'cpu': cpu_model(), 'cpus': available_cpus(), 'cpu_flags': cpu_flags(),
             'paddle': paddle.__version__, 'python': platform.python_version()}

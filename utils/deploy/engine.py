@@ -1,21 +1,27 @@
-"""Inference engines: one interface over the dygraph model and exported Paddle Inference models.
+"""Inference engines: one interface over the dygraph model and the exported models.
 
-Every engine is called with numpy arrays and returns numpy arrays, so predict.py, eval.py and the
-benchmark do not care which one runs:
+Every engine is called with numpy arrays and returns numpy arrays, so predict.py, eval.py, the
+benchmark, the live mode and the web app do not care which one runs:
 
     engine = create_engine('model.pdparams', engine='auto', refine_mode='sampling')
     out = engine(src, bgr)   # src, bgr: (B, 3, H, W) float32 in [0, 1], H and W divisible by 4
     out['pha'], out['fgr'], out['pha_sm'], out['fgr_sm'], out['err_sm'], out['ref_sm']
+    engine.name                               # which engine it is
 
     engine = InferenceEngine('export_dir')   # a model written by `python -m utils.deploy.export`
     engine.options                            # the model options baked into it
 
-Engines: DygraphEngine (the Paddle model run eagerly) and InferenceEngine (an exported model
-run by Paddle Inference: oneDNN on the CPU, the fast path there; GPU/TensorRT on the GPU).
-create_engine(engine='auto') picks Paddle Inference on the CPU (exporting once, cached in the
-user's cache folder, utils.deploy.export.export_cache_dir) and falls back to dygraph if that fails. A server answering requests on a pool of
-threads builds and calls its engines through one EngineThread.
+Engines: DygraphEngine (the Paddle model run eagerly), InferenceEngine (an exported model run
+by Paddle Inference: oneDNN on the CPU; GPU/TensorRT on the GPU), and, in
+utils.deploy.onnx_engines, OnnxRuntimeEngine and OpenVINOEngine (the ONNX export, CPU). All
+give the same outputs within 1e-5 and refine the same patches (tests/test_engine.py).
+create_engine(engine='auto') on the CPU tries the engines of `auto_engine_order()`, fastest
+first as measured with benchmark.py, exporting once into the user's cache folder
+(utils.deploy.export.export_cache_dir); an engine whose package is missing is skipped, one that
+fails warns and the next is tried. A server answering requests on a pool of threads builds and
+calls its engines through one EngineThread.
 """
+import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +32,9 @@ from model.options import BASE_OUTPUT_NAMES, OUTPUT_NAMES
 
 DEVICES = ('cpu', 'gpu')
 PRECISIONS = ('float32', 'float16', 'bfloat16')
-ENGINES = ('auto', 'inference', 'dygraph')
+ENGINES = ('auto', 'openvino', 'onnxruntime', 'inference', 'dygraph')
+# Exported engines and the export format each runs.
+EXPORT_FORMATS = {'openvino': 'onnx', 'onnxruntime': 'onnx', 'inference': 'paddle'}
 # Paddle 3.3.1 oneDNN pass that builds an invalid program from our transpose + reshape chains
 # with dynamic shapes ("The type tensor<-1x12xf32> of outputs[0][0] must be equal to type
 # tensor<-1x-1x-1x2x2x3xf32> of inputs[0]"); the rest of the oneDNN pipeline is kept.
@@ -60,6 +68,8 @@ class DygraphEngine:
     Call: (src, bgr) numpy (B, 3, H, W) float32 -> dict of numpy outputs (OUTPUT_NAMES, or
     BASE_OUTPUT_NAMES for a MattingBase).
     """
+
+    name = 'dygraph'
 
     def __init__(self, model, device='cpu', precision='float32'):
         import paddle
@@ -106,6 +116,8 @@ class InferenceEngine:
     Call: (src, bgr) numpy (B, 3, H, W) float32, H and W divisible by 4 -> dict of numpy
     outputs (OUTPUT_NAMES), as DygraphEngine.
     """
+
+    name = 'inference'
 
     def __init__(self, model_dir, device='cpu', precision='float32', threads=None, onednn=True,
                  tensorrt=False, gpu_memory_mb=512, gpu_id=0):
@@ -215,47 +227,85 @@ def cpu_supports_bfloat16():
             return False
 
 
+def auto_engine_order(flags=None):
+    """The engines engine='auto' tries on the CPU, fastest first (benchmark.py, README: Speed).
+
+    Measured on 2-core AMD EPYC machines, MobileNetV2 at 1280x720 and 1920x1080: with AVX-512,
+    OpenVINO ran fastest, then ONNX Runtime; with AVX2 only, ONNX Runtime ran 10-15 % faster
+    than OpenVINO. Paddle Inference and dygraph come after both everywhere.
+    flags: the CPU's feature flags (default: this machine's, from /proc/cpuinfo).
+    """
+    if flags is None:
+        flags = cpu_flags()
+    first = ('openvino', 'onnxruntime') if 'avx512f' in flags else ('onnxruntime', 'openvino')
+    return first + ('inference', 'dygraph')
+
+
+def cpu_flags():
+    """The CPU feature flags (/proc/cpuinfo) that decide engine speed: AVX2/AVX-512/AMX."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    flags = set(line.split(':', 1)[1].split())
+                    return sorted(flags & {'avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni',
+                                           'amx_bf16', 'amx_tile', 'amx_int8'})
+    except OSError:
+        pass
+    return []
+
+
 def create_engine(weights, engine='dygraph', device='cpu', precision='float32', threads=None,
                   cache_dir=None, model_type='refine', **model_options):
     """Build an engine for `weights` (.pdparams or official .pth).
 
     engine:
-        'dygraph'    the model run eagerly (always available);
-        'inference'  Paddle Inference on an export of the weights with these options, made
-                     once and cached in the user's cache (utils.deploy.export.cached_export);
-                     oneDNN on the CPU;
-        'auto'       'inference' on the CPU, falling back to 'dygraph' with a warning if the
-                     export or the predictor fails; 'dygraph' on the GPU (Paddle Inference on
-                     the GPU is available as engine='inference', but not tested here).
+        'dygraph'      the model run eagerly (always available);
+        'onnxruntime', 'openvino'
+                       the ONNX export of the weights with these options (CPU, float32), made
+                       once and cached in the user's cache (utils.deploy.export.cached_export);
+        'inference'    Paddle Inference on the Paddle export, cached likewise; oneDNN on the CPU;
+        'auto'         on the CPU, the first of `auto_engine_order()` that works in float32
+                       (missing packages are skipped, failures warn), ending with dygraph; with
+                       another precision, Paddle Inference; 'dygraph' on the GPU (Paddle
+                       Inference on the GPU is available as engine='inference', not tested here).
     model_options: MattingRefine options (backbone, backbone_scale, refine_mode,
     refine_sample_pixels, refine_threshold, refine_kernel_size, refine_prevent_oversampling).
-    threads: CPU threads for the inference engine (default: all available).
+    threads: CPU threads for the exported engines (default: all available).
     model_type: 'refine', 'base' (dygraph only) or None (what the weights hold; exported
     graphs are MattingRefine graphs).
+    The engine's `name` says which one it is.
     """
     if engine not in ENGINES:
         raise ValueError(f'unknown engine {engine!r}; one of {ENGINES}')
     if device not in DEVICES:
         raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
-    if model_type == 'base' and engine == 'inference':
+    if model_type == 'base' and engine in EXPORT_FORMATS:
         raise ValueError('MattingBase runs on the dygraph engine only; use engine dygraph')
     if engine == 'auto':
+        candidates = ()
         if device == 'cpu' and model_type != 'base':
+            candidates = [e for e in auto_engine_order() if e in EXPORT_FORMATS
+                          and (precision == 'float32' or e == 'inference')]
+        for candidate in candidates:
             try:
-                return _inference_engine(weights, device, precision, threads, cache_dir, model_options)
+                return _exported_engine(candidate, weights, device, precision, threads, cache_dir,
+                                        model_options)
             except (KeyboardInterrupt, MemoryError):
                 raise
-            except Exception as e:  # CheckpointError & co. are re-raised by the dygraph path
+            except Exception as e:  # CheckpointError & co. are re-raised: no engine gets past them
                 from model.weights import CheckpointError
                 if isinstance(e, (CheckpointError, ValueError, TypeError)):
                     raise
+                if isinstance(e, _MissingRuntime):
+                    continue
                 # one line: warn_explicit with no source line to quote
-                warnings.warn_explicit(f'Paddle Inference engine unavailable ({type(e).__name__}: '
-                                       f'{e}); running the dygraph model instead (slower)',
-                                       RuntimeWarning, 'create_engine', 0, module=__name__)
+                warnings.warn_explicit(f'{candidate} engine unavailable ({type(e).__name__}: {e}); '
+                                       f'trying the next engine', RuntimeWarning, 'create_engine', 0,
+                                       module=__name__)
         engine = 'dygraph'
-    if engine == 'inference':
-        return _inference_engine(weights, device, precision, threads, cache_dir, model_options)
+    if engine in EXPORT_FORMATS:
+        return _exported_engine(engine, weights, device, precision, threads, cache_dir, model_options)
     from model.weights import build_model
     set_device(device)
     model_options = dict(model_options)
@@ -264,10 +314,65 @@ def create_engine(weights, engine='dygraph', device='cpu', precision='float32', 
     return DygraphEngine(model, device, precision)
 
 
-def _inference_engine(weights, device, precision, threads, cache_dir, model_options):
+class _MissingRuntime(ImportError):
+    """The package an engine needs is not installed (engine='auto' skips that engine)."""
+
+
+ENGINE_PACKAGES = {'openvino': ('openvino', 'paddle2onnx', 'onnx'),
+                   'onnxruntime': ('onnxruntime', 'paddle2onnx', 'onnx')}
+
+
+def _exported_engine(engine, weights, device, precision, threads, cache_dir, model_options):
+    """An exported engine for weights: export once (cached), then load."""
     from utils.deploy.export import cached_export
-    model_dir = cached_export(weights, cache_dir=cache_dir, **model_options)
-    return InferenceEngine(model_dir, device=device, precision=precision, threads=threads)
+    missing = _missing_packages(engine, export=True)
+    if missing:
+        raise _MissingRuntime(f'the {engine} engine needs {", ".join(missing)} '
+                              f'(pip install -r requirements.txt)')
+    model_dir = cached_export(weights, cache_dir=cache_dir, format=EXPORT_FORMATS[engine], **model_options)
+    return open_export(model_dir, engine, device=device, precision=precision, threads=threads)
+
+
+def open_export(model_dir, engine='auto', **options):
+    """An engine on an export folder: `engine` ('openvino', 'onnxruntime' or 'inference'), or
+    'auto': the first of `auto_engine_order()` whose format the folder holds and whose packages
+    are installed. options: device, precision, threads."""
+    if engine == 'auto':
+        formats = _export_formats(model_dir)
+        usable = [e for e in auto_engine_order() if EXPORT_FORMATS.get(e) in formats
+                  and not _missing_packages(e)]
+        engine = usable[0] if usable else 'inference'
+    if engine == 'inference':
+        return InferenceEngine(model_dir, **options)
+    if engine not in EXPORT_FORMATS:
+        raise ValueError(f'an export folder runs on {", ".join(EXPORT_FORMATS)} or auto, not {engine!r}')
+    missing = _missing_packages(engine)
+    if missing:
+        raise _MissingRuntime(f'the {engine} engine needs {", ".join(missing)} '
+                              f'(pip install -r requirements.txt)')
+    from utils.deploy.onnx_engines import OnnxRuntimeEngine, OpenVINOEngine
+    return {'onnxruntime': OnnxRuntimeEngine, 'openvino': OpenVINOEngine}[engine](model_dir, **options)
+
+
+def _export_formats(model_dir):
+    from utils.deploy.export import load_metadata, metadata_format
+    return load_metadata(model_dir, metadata_format(model_dir)).get('formats', ['paddle'])
+
+
+def _missing_packages(engine, export=False):
+    """The packages engine needs that are not installed (with export: to make its export too)."""
+    import importlib.util
+    needed = ENGINE_PACKAGES.get(engine, ())
+    if not export:
+        needed = [p for p in needed if p != 'paddle2onnx']
+    return [p for p in needed if importlib.util.find_spec(p) is None]
+
+
+def export_engines(model_dir, device='cpu'):
+    """[(name, engine)] for every installed engine that can run what the export folder holds."""
+    formats = _export_formats(model_dir)
+    return [(name, open_export(model_dir, name, device=device)) for name, format in EXPORT_FORMATS.items()
+            if format in formats and not _missing_packages(name)]
 
 
 class EngineThread:

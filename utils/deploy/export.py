@@ -1,31 +1,35 @@
-"""Export MattingRefine to a Paddle Inference model (and, optionally, to ONNX).
+"""Export MattingRefine for Paddle Inference and for ONNX engines (ONNX Runtime, OpenVINO).
 
 Command line:
     python -m utils.deploy.export WEIGHTS OUT_DIR [--backbone-scale 0.25] [--refine-mode sampling] ...
-    python -m utils.deploy.export WEIGHTS OUT_DIR --onnx      # also OUT_DIR/model.onnx (paddle2onnx)
-    python -m utils.deploy.export WEIGHTS OUT_DIR --check     # compare with the dygraph model
+    python -m utils.deploy.export WEIGHTS OUT_DIR --formats onnx  # only model.onnx
+    python -m utils.deploy.export WEIGHTS OUT_DIR --onnx          # both formats
+    python -m utils.deploy.export WEIGHTS OUT_DIR --check         # compare with the dygraph model
 
 OUT_DIR then holds
-    model.json, model.pdiparams   the program (Paddle 3 PIR format) and its parameters;
-                                  inputs `src`, `bgr` of shape [None, 3, None, None] (float32,
-                                  0..1, H and W divisible by 4), outputs pha, fgr, pha_sm,
-                                  fgr_sm, err_sm, ref_sm in that order (as MattingRefine)
-    export.json                   the model options baked into the graph (backbone,
-                                  backbone_scale, refine_*), the weights' sha256, the Paddle
-                                  version, the file names and the output names
-    model.onnx                    with --onnx
+    model.json, model.pdiparams   format 'paddle' (default): the program (Paddle 3 PIR format)
+                                  and its parameters for Paddle Inference;
+    model.onnx                    format 'onnx': the ONNX graph (opset 16, paddle2onnx) for
+                                  ONNX Runtime and OpenVINO, no `If` in it;
+    export.json                   the formats, the model options baked into the graphs
+                                  (backbone, backbone_scale, refine_*), the weights' sha256, the
+                                  Paddle version, the file names and the output names.
+Both graphs take inputs `src`, `bgr` of shape [None, 3, None, None] (float32, 0..1, H and W
+divisible by 4) and give pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm in that order (as
+MattingRefine).
 
-The refine options are fixed at export time (they shape the graph); `utils.deploy.engine.
-InferenceEngine` reads them back from export.json. Exports are written to a temporary folder
+The refine options are fixed at export time (they shape the graph); the engines of
+utils.deploy.engine read them back from export.json. Exports are written to a temporary folder
 next to OUT_DIR and renamed into place, so a crash or a concurrent export never leaves a
 half-written model behind.
 
-`cached_export(weights, **options)` exports once per (weights content, options, Paddle
-version, model source code) into the user's cache (`export_cache_dir()`: $BGMV2_CACHE_DIR, else
-$XDG_CACHE_HOME/bgmv2-paddle, else ~/.cache/bgmv2-paddle; then `exports/<key>/`) and reuses it;
-nothing is written beside the weights, so read-only weights folders work. The cache keeps the
-CACHE_MAX_ENTRIES most recently used exports (about 20 MB each for MobileNetV2) and deletes
-the others. This is what `utils.deploy.engine.create_engine(engine='inference' | 'auto')` calls.
+`cached_export(weights, format=..., **options)` exports once per (weights content, options,
+format, Paddle version, model source code) into the user's cache (`export_cache_dir()`:
+$BGMV2_CACHE_DIR, else $XDG_CACHE_HOME/bgmv2-paddle, else ~/.cache/bgmv2-paddle; then
+`exports/<key>/`) and reuses it; nothing is written beside the weights, so read-only weights
+folders work. The cache keeps the CACHE_MAX_ENTRIES most recently used exports (about 20 MB
+each for MobileNetV2) and deletes the others. This is what `utils.deploy.engine.create_engine`
+calls for its exported engines.
 
 Why the exported graph looks the way it does (oneDNN can run it; see model/ops.py): Paddle
 3.3.1's Inference predictor with oneDNN fails on interp ops (F.interpolate) in PIR models, so
@@ -53,6 +57,8 @@ CACHE_ENV = 'BGMV2_CACHE_DIR'  # overrides the user cache folder (export_cache_d
 CACHE_APP_NAME = 'bgmv2-paddle'
 CACHE_MAX_ENTRIES = 8  # exports kept, most recently used first (20-150 MB each)
 ONNX_FILE = 'model.onnx'
+ONNX_OPSET = 16
+FORMATS = ('paddle', 'onnx')  # what an export folder can hold
 # MattingRefine keyword arguments that are baked into an export, with their defaults.
 MODEL_DEFAULTS = dict(REFINE_DEFAULTS.as_dict(), refine_kernel_size=None)  # None: the weights' own
 
@@ -121,15 +127,21 @@ def trace_and_save(model, prefix, spec=None):
         paddle.jit.save(static, prefix)
 
 
-def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **options):
+def export_model(weights, out_dir, backbone=None, formats=('paddle',), overwrite=True, **options):
     """Export `weights` with the given MattingRefine options to `out_dir`; returns the metadata.
 
+    formats: any of FORMATS: 'paddle' (model.json + model.pdiparams for Paddle Inference) and
+    'onnx' (model.onnx for ONNX Runtime and OpenVINO; needs paddle2onnx). Each is traced for
+    its engine (model.ops): the two graphs compute the same function.
     options: backbone_scale, refine_mode, refine_sample_pixels, refine_threshold,
     refine_kernel_size, refine_prevent_oversampling (defaults as MattingRefine; the kernel size
-    defaults to the weights' own). onnx: also write model.onnx (needs paddle2onnx).
+    defaults to the weights' own).
     """
     import paddle
-    from model import Weights, build_model
+    from model import Weights, build_model, onnx_tracing
+    formats = tuple(f for f in FORMATS if f in formats)
+    if not formats or set(formats) != set(formats) & set(FORMATS):
+        raise ValueError(f'formats must be a non-empty subset of {FORMATS}')
     if not isinstance(weights, Weights):
         weights = Weights(weights)  # read and hashed once, parsed once
     options = resolve_options(weights, backbone, **options)
@@ -138,35 +150,40 @@ def export_model(weights, out_dir, backbone=None, onnx=False, overwrite=True, **
         raise ExportError(f'{out_dir} exists')
     # loaded before any folder is made: weights that fail to load leave nothing behind
     model_options = {k: v for k, v in options.items() if k != 'backbone'}
-    # onnx: same results, in a form paddle2onnx can convert
-    model = build_model(weights, model_type='refine', backbone=options['backbone'],
-                        onnx_compatible=onnx, **model_options)
+    model = build_model(weights, model_type='refine', backbone=options['backbone'], **model_options)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
     try:
         started = time.time()
-        trace_and_save(model, os.path.join(tmp, 'model'))
-        for name in (PROGRAM_FILE, PARAMS_FILE):
-            if not os.path.isfile(os.path.join(tmp, name)):
-                raise ExportError(f'paddle.jit.save did not write {name} (Paddle {paddle.__version__}; '
-                                  f'this code expects the PIR format of Paddle 3)')
         metadata = {
             'format': EXPORT_FORMAT,
+            'formats': list(formats),
             'options': options,
             'weights': os.path.abspath(weights.path),
             'weights_sha256': weights.sha256,
             'paddle_version': paddle.__version__,
             'model_code_sha256': model_code_sha256(),
-            'program': PROGRAM_FILE,
-            'params': PARAMS_FILE,
+            'program': None,
+            'params': None,
             'inputs': {'src': [None, 3, None, None], 'bgr': [None, 3, None, None]},
             'outputs': list(OUTPUT_NAMES),
-            'export_seconds': round(time.time() - started, 2),
-            'onnx_compatible_graph': bool(onnx),
         }
-        if onnx:
-            metadata['onnx'] = export_onnx(tmp)
+        if 'paddle' in formats:
+            trace_and_save(model, os.path.join(tmp, 'model'))
+            for name in (PROGRAM_FILE, PARAMS_FILE):
+                if not os.path.isfile(os.path.join(tmp, name)):
+                    raise ExportError(f'paddle.jit.save did not write {name} (Paddle '
+                                      f'{paddle.__version__}; this code expects the PIR format of '
+                                      f'Paddle 3)')
+            metadata.update(program=PROGRAM_FILE, params=PARAMS_FILE)
+        if 'onnx' in formats:
+            trace_dir = os.path.join(tmp, 'onnx-trace')
+            with onnx_tracing():
+                trace_and_save(model, os.path.join(trace_dir, 'model'))
+            metadata['onnx'] = export_onnx(trace_dir, os.path.join(tmp, ONNX_FILE))
+            shutil.rmtree(trace_dir)
+        metadata['export_seconds'] = round(time.time() - started, 2)
         with open(os.path.join(tmp, METADATA_FILE), 'w') as f:
             json.dump(metadata, f, indent=1)
         _replace_dir(tmp, out_dir)
@@ -187,17 +204,22 @@ def _replace_dir(src, dst):
         os.rename(src, dst)
 
 
-def load_metadata(model_dir):
-    """export.json of an export folder, after checking that the model files are there."""
+def load_metadata(model_dir, format='paddle'):
+    """export.json of an export folder, after checking that the files of `format` are there."""
     path = os.path.join(model_dir, METADATA_FILE)
     if not os.path.isfile(path):
         raise ExportError(f'{model_dir}: no {METADATA_FILE}; not a folder written by '
                           f'`python -m utils.deploy.export` (re-export the weights)')
     with open(path) as f:
         metadata = json.load(f)
-    for key in ('program', 'params'):
-        if not os.path.isfile(os.path.join(model_dir, metadata[key])):
-            raise ExportError(f'{model_dir}: {metadata[key]} is missing; re-export the weights')
+    if format not in metadata.get('formats', ['paddle']):
+        flag = ' --onnx' if format == 'onnx' else ''
+        raise ExportError(f'{model_dir}: the export has no {format} model; re-export with '
+                          f'`python -m utils.deploy.export WEIGHTS OUT_DIR{flag}`')
+    files = [metadata['program'], metadata['params']] if format == 'paddle' else [metadata['onnx']['file']]
+    for name in files:
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            raise ExportError(f'{model_dir}: {name} is missing; re-export the weights')
     return metadata
 
 
@@ -214,9 +236,10 @@ def model_code_sha256():
     return digest.hexdigest()
 
 
-def cache_key(weights_sha256, options):
+def cache_key(weights_sha256, options, formats=('paddle',)):
     import paddle
     blob = json.dumps({'weights': weights_sha256, 'options': options, 'format': EXPORT_FORMAT,
+                       'formats': sorted(formats),
                        'paddle': paddle.__version__, 'model_code': model_code_sha256()},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -235,8 +258,10 @@ def export_cache_dir():
     return os.path.join(user_cache_dir(), 'exports')
 
 
-def cached_export(weights, backbone=None, cache_dir=None, max_entries=CACHE_MAX_ENTRIES, **options):
-    """Export once per (weights content, options, Paddle version) and reuse; returns the folder.
+def cached_export(weights, backbone=None, cache_dir=None, max_entries=CACHE_MAX_ENTRIES,
+                  format='paddle', **options):
+    """Export once per (weights content, options, format, Paddle version) and reuse; returns the
+    folder. format: 'paddle' or 'onnx' (see export_model).
 
     The key is made of the options as given, so a cached export is found without parsing the
     weights; the file is read and hashed once, and parsed only when it must be exported.
@@ -246,20 +271,20 @@ def cached_export(weights, backbone=None, cache_dir=None, max_entries=CACHE_MAX_
     from model import Weights
     given = dict(_given_options(options), backbone=backbone)
     loaded = Weights(weights)
-    key = cache_key(loaded.sha256, given)
+    key = cache_key(loaded.sha256, given, (format,))
     cache_dir = cache_dir or export_cache_dir()
     out_dir = os.path.join(cache_dir, key)
     try:
-        load_metadata(out_dir)
+        load_metadata(out_dir, format)
         _mark_used(out_dir)
         return out_dir
     except ExportError:
         pass
     try:
-        export_model(loaded, out_dir, backbone=backbone, **options)
+        export_model(loaded, out_dir, backbone=backbone, formats=(format,), **options)
     except OSError:
         # another process may have renamed its (identical) export into place first
-        load_metadata(out_dir)
+        load_metadata(out_dir, format)
     _mark_used(out_dir)
     if max_entries:
         evict_exports(cache_dir, max_entries, keep=out_dir)
@@ -302,43 +327,60 @@ def evict_exports(cache_dir, max_entries, keep=None):
     return removed
 
 
-def export_onnx(model_dir, opset=16):
-    """Convert the Paddle model in model_dir to model.onnx with paddle2onnx; returns a summary."""
+def export_onnx(trace_dir, onnx_path, opset=ONNX_OPSET):
+    """Convert the Paddle program in trace_dir (traced for ONNX) to onnx_path with paddle2onnx;
+    returns a summary for export.json."""
     try:
+        import onnx
         import paddle2onnx
     except ImportError:
-        raise ExportError('ONNX export needs paddle2onnx (pip install paddle2onnx); it is an '
-                          'optional extra') from None
-    onnx_path = os.path.join(model_dir, ONNX_FILE)
-    paddle2onnx.export(os.path.join(model_dir, PROGRAM_FILE), os.path.join(model_dir, PARAMS_FILE),
-                       onnx_path, opset_version=opset, enable_onnx_checker=True)
+        raise ExportError('the ONNX export needs paddle2onnx and onnx (pip install -r '
+                          'requirements.txt)') from None
+    from utils.library_logging import quiet_paddle2onnx
+    with quiet_paddle2onnx():
+        paddle2onnx.export(os.path.join(trace_dir, PROGRAM_FILE), os.path.join(trace_dir, PARAMS_FILE),
+                           onnx_path, opset_version=opset, enable_onnx_checker=True)
     if not os.path.isfile(onnx_path):
         raise ExportError('paddle2onnx did not write model.onnx')
     # paddle2onnx 2.1 annotates some intermediate tensors with wrong static shapes (e.g. a
     # dimension 1 where the concat makes 3), which onnxruntime rejects; the annotations are
     # optional, so drop them and let the runtime infer shapes itself.
-    import onnx
     model = onnx.load(onnx_path)
     del model.graph.value_info[:]
     onnx.save(model, onnx_path)
-    return {'file': ONNX_FILE, 'opset': opset, 'paddle2onnx': getattr(paddle2onnx, '__version__', '?')}
+    return {'file': os.path.basename(onnx_path), 'opset': opset,
+            'paddle2onnx': getattr(paddle2onnx, '__version__', '?')}
 
 
 def check_export(model_dir, weights, size=(256, 384), seed=0, device='cpu'):
-    """Max abs difference per output between the export (Paddle Inference) and the dygraph model."""
+    """{engine: {output: max abs difference from the dygraph model}} for every engine that can
+    run the export (Paddle Inference for 'paddle'; ONNX Runtime and OpenVINO, when installed,
+    for 'onnx'), on a random input of `size`."""
     import numpy as np
-    from utils.deploy.engine import DygraphEngine, InferenceEngine
+    from utils.deploy.engine import DygraphEngine, export_engines
     from model.weights import build_model
-    metadata = load_metadata(model_dir)
+    metadata = load_metadata(model_dir, metadata_format(model_dir))
     options = dict(metadata['options'])
     backbone = options.pop('backbone')
     rng = np.random.default_rng(seed)
     src = rng.random((1, 3) + tuple(size), dtype=np.float32)
     bgr = np.clip(src + rng.normal(0, 0.1, src.shape).astype(np.float32), 0, 1)
-    exported = InferenceEngine(model_dir, device=device)(src, bgr)
     eager = DygraphEngine(build_model(weights, model_type='refine', backbone=backbone, **options),
                           device=device)(src, bgr)
-    return {name: float(np.abs(exported[name] - eager[name]).max()) for name in OUTPUT_NAMES}
+    diffs = {}
+    for name, engine in export_engines(model_dir, device=device):
+        out = engine(src, bgr)
+        diffs[name] = {k: float(np.abs(out[k] - eager[k]).max()) for k in OUTPUT_NAMES}
+    return diffs
+
+
+def metadata_format(model_dir):
+    """The first format an export folder holds ('paddle' or 'onnx'), for load_metadata."""
+    try:
+        with open(os.path.join(model_dir, METADATA_FILE)) as f:
+            return json.load(f).get('formats', ['paddle'])[0]
+    except (OSError, ValueError, IndexError):
+        return 'paddle'
 
 
 def main(argv=None):
@@ -360,17 +402,21 @@ def main(argv=None):
                         help="default: the weights' own")
     parser.add_argument('--refine-prevent-oversampling', action=argparse.BooleanOptionalAction,
                         default=MODEL_DEFAULTS['refine_prevent_oversampling'])
-    parser.add_argument('--onnx', action='store_true', help='also write model.onnx (needs paddle2onnx)')
+    parser.add_argument('--formats', nargs='+', choices=FORMATS, default=['paddle'],
+                        help='paddle: model.json + model.pdiparams for Paddle Inference; onnx: '
+                             'model.onnx for ONNX Runtime and OpenVINO (default: paddle)')
+    parser.add_argument('--onnx', action='store_true', help='also write model.onnx (--formats paddle onnx)')
     parser.add_argument('--check', action='store_true',
-                        help='run the export and the dygraph model on a random 256x384 input and '
-                             'print the largest differences')
+                        help='run each exported model and the dygraph model on a random 256x384 '
+                             'input and print the largest differences')
     parser.add_argument('--device', choices=DEVICES, default='cpu',
                         help='device to trace on and to run --check on (the export itself runs '
                              'on either)')
     args = parser.parse_args(argv)
     try:
         set_device(args.device)
-        metadata = export_model(args.weights, args.out_dir, backbone=args.backbone, onnx=args.onnx,
+        formats = set(args.formats) | ({'onnx'} if args.onnx else set())
+        metadata = export_model(args.weights, args.out_dir, backbone=args.backbone, formats=formats,
                                 backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,
                                 refine_sample_pixels=args.refine_sample_pixels,
                                 refine_threshold=args.refine_threshold,
@@ -381,11 +427,11 @@ def main(argv=None):
         return 1
     options = ', '.join(f'{k}={v}' for k, v in metadata['options'].items())
     print(f'Exported {args.weights} -> {args.out_dir} ({options}) in {metadata["export_seconds"]} s')
-    if args.onnx:
+    if 'onnx' in metadata['formats']:
         print(f'ONNX: {os.path.join(args.out_dir, ONNX_FILE)}')
     if args.check:
-        diffs = check_export(args.out_dir, args.weights, device=args.device)
-        print('max |exported - dygraph|: ' + ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()))
+        for engine, diffs in check_export(args.out_dir, args.weights, device=args.device).items():
+            print(f'max |{engine} - dygraph|: ' + ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()))
     return 0
 
 

@@ -50,8 +50,8 @@ class ModelConfig:
 
 
 def load_engine(config):
-    """The inference engine (utils.deploy.engine) for `config`: the dygraph model, or Paddle
-    Inference on the exported graph that predict.py runs on the CPU."""
+    """The inference engine (utils.deploy.engine) for `config`: the dygraph model, or an
+    exported graph (engine 'auto' is what predict.py runs on the CPU)."""
     if not config.weights:
         raise EvaluationError('no weights given: pass --weights (.pdparams or official .pth), '
                               'or --pred-dir to score existing predictions')

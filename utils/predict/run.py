@@ -48,7 +48,11 @@ def load_engine(config, warn):
         if not os.path.isdir(config.inference_model):
             raise PredictError(f'{config.inference_model}: no such folder; pass the folder '
                                f'written by the export (--inference-model DIR)')
-        return engines.InferenceEngine(config.inference_model, device=config.device)
+        try:
+            return engines.open_export(config.inference_model, config.engine, device=config.device,
+                                       precision=config.precision)
+        except (ValueError, ImportError) as e:
+            raise PredictError(f'{config.inference_model}: {e}') from None
     return _create_engine(config, config.engine)
 
 
