@@ -271,6 +271,15 @@ def broadcast_spatial(x, size):
     return paddle.expand(x, [shape[0], shape[1], size[0], size[1]])
 
 
+def fold_batch_norm(conv, bn):
+    """(weight, bias) of the conv that computes bn(conv(x)) with bn's running statistics."""
+    weight, bias = conv.weight, conv.bias
+    scale = bn.weight / paddle.sqrt(bn._variance + bn._epsilon)
+    shift = bn.bias - bn._mean * scale
+    weight = weight * scale.reshape([-1, 1, 1, 1])
+    return weight, (shift if bias is None else bias * scale + shift)
+
+
 def conv_parts(parts, conv, bn=None, padding=0, part_convs=None):
     """bn(conv(concat(parts, axis=1))) as a sum of one conv per part: no concatenated copy.
 
@@ -283,10 +292,7 @@ def conv_parts(parts, conv, bn=None, padding=0, part_convs=None):
     """
     weight, bias = conv.weight, conv.bias
     if bn is not None and not bn.training:
-        scale = bn.weight / paddle.sqrt(bn._variance + bn._epsilon)
-        shift = bn.bias - bn._mean * scale
-        weight = weight * scale.reshape([-1, 1, 1, 1])
-        bias = shift if bias is None else bias * scale + shift
+        weight, bias = fold_batch_norm(conv, bn)
         bn = None
     out, start = None, 0
     for i, x in enumerate(parts):

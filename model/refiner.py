@@ -25,22 +25,68 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .ops import (append_guard_patch, conv_parts, downsample_bilinear, fold_nearest_upsampling, index_put, nothing_selected,
+from .ops import (append_guard_patch, conv_parts, downsample_bilinear, fold_batch_norm,
+                  fold_nearest_upsampling, index_put, nothing_selected,
                   resize_bilinear, resolve_guard_patch, source_coords, upsample_nearest2x, zero_pad)
 from .options import REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
 from .utils import batch_size, spatial_size
 
 
-def _block_table_kernel():
-    """(15, 3, 2, 2) conv weights: the 12 values of a 2x2 block of a 3-channel image, ordered
-    (c, dy, dx), then the block mean of each channel."""
-    k = np.zeros((15, 3, 2, 2), np.float32)
+def _pixel_block_kernel():
+    """(12, 3, 2, 2) conv weights: the 12 values of a 2x2 block of a 3-channel image, ordered
+    (c, dy, dx)."""
+    k = np.zeros((12, 3, 2, 2), np.float32)
     for c in range(3):
         for dy in range(2):
             for dx in range(2):
                 k[c * 4 + dy * 2 + dx, c, dy, dx] = 1
-    k[12:, :, :, :] = np.eye(3, dtype=np.float32)[:, :, None, None] / 4
     return k
+
+
+def _block_mean_kernel():
+    """(3, 3, 2, 2) conv weights: the mean of each channel over a 2x2 block (bilinear
+    downsampling by exactly 2)."""
+    return np.eye(3, dtype=np.float32)[:, :, None, None].repeat(2, 2).repeat(2, 3) / 4
+
+
+def _phase_selection(kernel_size):
+    """(2 * 2 * kb, K) 0/1 matrix A, kb = (K + 1) // 2: A[(a, d, m), k] = 1 where k = 2m + d - a.
+
+    A 'block' is 2x2 pixels; pixel row 2m + d of a window is row d of block m. A K x K conv whose
+    output pixel 2m' + a (phase a of block m') reads input pixel rows 2m' + a + k, k < K, reads
+    row d of block m' + m where 2m + d = a + k: in block space it is a kb x kb conv from
+    (channel, d) to (a, channel) whose taps are those of A (per axis).
+    """
+    kb = (kernel_size + 1) // 2
+    a = np.zeros((2, 2, kb, kernel_size), np.float32)
+    for phase in range(2):
+        for d in range(2):
+            for m in range(kb):
+                k = 2 * m + d - phase
+                if 0 <= k < kernel_size:
+                    a[phase, d, m, k] = 1
+    return a.reshape(4 * kb, kernel_size)
+
+
+def phase_conv_weights(weight, input_phases=False):
+    """Block-space weights of a K x K conv (weight (O, C, K, K)), see `_phase_selection`.
+
+    Returns (4 O, 4 C, kb, kb): output channels (a, b, o) (phase-major), input channels
+    (c, dy, dx) (a block of pixels, channel-major) or, with input_phases, (dy, dx, c) (the
+    phase-major layout of this function's own outputs).
+    """
+    out_channels, in_channels, k = weight.shape[0], weight.shape[1], weight.shape[2]
+    kb = (k + 1) // 2
+    a = paddle.to_tensor(_phase_selection(k)).astype(weight.dtype)             # (4 kb, K)
+    w = weight.reshape([out_channels * in_channels, k, k])
+    w = paddle.matmul(paddle.matmul(a, w), a, transpose_y=True)                # (O C, 4kb, 4kb)
+    # axes (o, c, a, dy, m, b, dx, n) reordered by one gather with a constant index: Paddle
+    # Inference's oneDNN transpose fails on 8 axes
+    axes = [2, 5, 0, 3, 6, 1, 4, 7] if input_phases else [2, 5, 0, 1, 3, 6, 4, 7]
+    order = np.arange(out_channels * in_channels * 16 * kb * kb)
+    order = order.reshape(out_channels, in_channels, 2, 2, kb, 2, 2, kb).transpose(axes).ravel()
+    w = paddle.gather(w.reshape([-1]), paddle.to_tensor(order))
+    return w.reshape([4 * out_channels, 4 * in_channels, kb, kb])
 
 
 def crop_patches(x, idx, size, padding):
@@ -182,25 +228,39 @@ class Refiner(nn.Layer):
     def forward(self, src, bgr, pha, fgr, err, hid):
         if self.mode == 'full':
             return self._refine_full(src, bgr, pha, fgr, hid)
-        H, W = spatial_size(src)
-        traced = not paddle.in_dynamic_mode()
-        quarter = [H // 4, W // 4]
-        if traced or spatial_size(err) != quarter:
-            err = resize_bilinear(err, quarter, factor=self._factor(1 / 4))
-        ref = self.select_refinement_regions(err)
-        idx = paddle.nonzero(ref.squeeze(1))  # (P, 3): (b, i, j) of each selected 4x4 patch
-        factor = self._factor(1)
-        pha_out = resize_bilinear(pha, [H, W], factor=factor)
-        fgr_out = resize_bilinear(fgr, [H, W], factor=factor)
+        # the parts below are also timed one by one (utils.deploy.benchmark --profile)
+        idx, ref = self.select(src, err)
+        pha_out, fgr_out = self.upsample(src, pha, fgr)
         if not nothing_selected(idx):
-            pha_out, fgr_out = self._refine_and_replace(src, bgr, pha, fgr, hid, idx, ref,
-                                                        pha_out, fgr_out)
+            idx = append_guard_patch(idx)  # traced graphs always refine one more patch
+            patches = self.refine_windows(*self.crop(src, bgr, pha, fgr, hid, idx))
+            pha_out, fgr_out = self.write_back(pha_out, fgr_out, patches, idx, ref)
         return pha_out, fgr_out, ref
 
-    def _refine_and_replace(self, src, bgr, pha, fgr, hid, idx, ref, pha_out, fgr_out):
-        """Refine the patches at idx and write them into the upsampled pha_out, fgr_out."""
-        idx = append_guard_patch(idx)  # traced graphs always refine one more patch
-        patches = self._refine_patches(src, bgr, pha, fgr, hid, idx)  # (P, 4, 4, 4)
+    def select(self, src, err):
+        """The patches to refine: idx (P, 3) int64 (b, i, j) of each selected 4x4 patch, and
+        ref (B, 1, H/4, W/4), 1 where selected."""
+        H, W = spatial_size(src)
+        quarter = [H // 4, W // 4]
+        if not paddle.in_dynamic_mode() or spatial_size(err) != quarter:
+            err = resize_bilinear(err, quarter, factor=self._factor(1 / 4))
+        ref = self.select_refinement_regions(err)
+        return paddle.nonzero(ref.squeeze(1)), ref
+
+    def upsample(self, src, pha, fgr):
+        """The coarse pha (B, 1, h, w) and fgr (B, 3, h, w) resized to full resolution."""
+        H, W = spatial_size(src)
+        factor = self._factor(1)
+        return resize_bilinear(pha, [H, W], factor=factor), resize_bilinear(fgr, [H, W], factor=factor)
+
+    def crop(self, src, bgr, pha, fgr, hid, idx):
+        """The windows `refine_windows` reads around the patches at idx (P, 3): (coarse, src_half,
+        src_full), see there."""
+        coarse = self._crop_coarse(paddle.concat([hid, pha, fgr], axis=1), idx, spatial_size(src))
+        return (coarse,) + tuple(self._crop_input(src, bgr, idx))
+
+    def write_back(self, pha_out, fgr_out, patches, idx, ref):
+        """Write the refined (P, 4, 4, 4) patches at idx into the upsampled pha_out, fgr_out."""
         patches = resolve_guard_patch(patches, (pha_out, fgr_out), ref)
         # the upsampled images are ours: write in place when no gradient needs them (index_put
         # does so eagerly only)
@@ -208,40 +268,57 @@ class Refiner(nn.Layer):
         return (replace_patches(pha_out, patches[:, :1], idx, inplace),
                 replace_patches(fgr_out, patches[:, 1:], idx, inplace))
 
-    def _refine_patches(self, src, bgr, pha, fgr, hid, idx):
-        """Re-predict the 4x4 patches at `idx` (P, 3) -> (P, 4, 4, 4) (pha, fgr residual).
-
-        Same layers as the official refiner, computed without its concats: a conv over
-        concat([a, b]) is the sum of convs over a and b with the matching weight slices (the
-        patch batches are large: each concat was a full copy). With kernel 3, the nearest 2x
-        upsampling before conv3 is folded into conv3 (`_conv_upsampled`).
-        """
-        coarse = self._crop_coarse(paddle.concat([hid, pha, fgr], axis=1), idx, spatial_size(src))
-        src_half, src_full = self._crop_input(src, bgr, idx)
-        return self.refine_windows(coarse, src_half, src_full)
-
     @property
     def window_sizes(self):
-        """Sides of the windows `refine_windows` reads: (half resolution, full resolution)."""
-        return 2 + 2 * self._pad_half, 4 + 2 * self._pad_full
+        """Sides of the windows `refine_windows` reads: (half resolution, full-resolution blocks)."""
+        return 2 + 2 * self._pad_half, 2 + self._pad_full
 
-    def refine_windows(self, coarse, src_half, src_full):
+    def refine_windows(self, coarse, src_half, src_blocks):
         """The refiner's convolutions on cropped windows -> (P, 4, 4, 4) (pha, fgr residual).
 
         Args:
             coarse: (P, 36, wh, wh) hid, pha, fgr residual upsampled to half resolution;
             src_half: (P, 6, wh, wh) src, bgr at half resolution;
-            src_full: (P, 6, wf, wf) src, bgr at full resolution;
-            wh, wf = `window_sizes` (8, 8 with kernel 3; 2, 4 with kernel 1).
+            src_blocks: (P, 24, nb, nb) src, bgr at full resolution as 2x2 pixel blocks
+                (`_crop_input`); wh, nb = `window_sizes` (8, 4 with kernel 3; 2, 2 with kernel 1).
+
+        Same layers as the official refiner, computed without its concats: a conv over
+        concat([a, b]) is the sum of convs over a and b with the matching weight slices (the
+        patch batches are large: each concat was a full copy). After the nearest 2x
+        upsampling, inference works in block space (`_stage2_blocks`); training, whose batch
+        norm needs the pixels, upsamples.
         """
         x = self.relu(conv_parts([coarse, src_half], self.conv1, self.bn1))
         x = self.relu(conv_parts([x], self.conv2, self.bn2))
+        if not self.bn3.training:
+            return self._stage2_blocks(x, src_blocks)
+        src_full = self.blocks_to_pixels(src_blocks)
         if self.kernel_size == 3 and fold_nearest_upsampling():
             x = conv_parts([x, src_full], self.conv3, self.bn3, part_convs={0: self._conv_upsampled})
         else:
-            # 2x2 -> 4x4, as the official nearest upsampling
             x = conv_parts([upsample_nearest2x(x), src_full], self.conv3, self.bn3)
         return self.conv4(self.relu(x))
+
+    def _stage2_blocks(self, x, src_blocks):
+        """conv3 (with bn3) and conv4 on (upsampled x, src) in block space -> (P, 4, 4, 4).
+
+        A pixel window of 2n x 2n is held as n x n blocks of 2x2 pixels (`_phase_selection`):
+        the nearest 2x upsampling of x (P, 16, n, n) is x itself (every block constant), the
+        src/bgr window comes as blocks from the crop, and each K x K conv becomes a conv over
+        blocks with phase-major output channels. No upsampled or interleaved copy is made
+        until the (P, 16, 2, 2) result, which is tiny.
+        """
+        weight, bias = fold_batch_norm(self.conv3, self.bn3)
+        wx, ws = weight[:, :x.shape[1]], weight[:, x.shape[1]:]
+        out_channels = weight.shape[0]
+        wx = phase_conv_weights(wx)                        # (4 O, 4 C, kb, kb), inputs (c, dy, dx)
+        wx = wx.reshape([4 * out_channels, -1, 4, wx.shape[2], wx.shape[3]]).sum(axis=2)
+        y = F.conv2d(x, wx, paddle.tile(bias, [4])) + F.conv2d(src_blocks, phase_conv_weights(ws))
+        y = F.conv2d(self.relu(y), phase_conv_weights(self.conv4.weight, input_phases=True),
+                     paddle.tile(self.conv4.bias, [4]))     # (P, 4 * 4, 2, 2): (a, b, o), m, n
+        p = y.shape[0] if paddle.in_dynamic_mode() else -1
+        y = y.reshape([p, 2, 2, 4, 2, 2]).transpose([0, 3, 4, 1, 5, 2])
+        return y.reshape([p, 4, 4, 4])
 
     @staticmethod
     def _conv_upsampled(x, weight):
@@ -267,35 +344,47 @@ class Refiner(nn.Layer):
         return y.reshape([-1, out_channels, 2 * h, 2 * w])
 
     def _crop_input(self, src, bgr, idx):
-        """Windows of src and bgr around the patches at half and at full resolution.
+        """Windows of src and bgr around the patches, zero outside the image (as the official
+        crops of the zero-padded images).
 
-        Returns (P, 6, wh, wh) at half resolution (wh = 2 + 2 * pad_half, rows 2i - pad_half...)
-        and (P, 6, wf, wf) at full resolution (wf = 4 + 2 * pad_full, rows 4i - pad_full...),
-        zero outside the image, as the official crops of the zero-padded images.
+        Returns (P, 6, wh, wh) src, bgr at half resolution (wh = 2 + 2 * pad_half, rows
+        2i - pad_half...) and (P, 24, nb, nb) the full-resolution window (rows 4i - pad_full...,
+        4 + 2 * pad_full = 2 * nb pixels) as 2x2 pixel blocks: channels (image, c, dy, dx).
 
-        Both windows are unions of 2x2 pixel blocks. One convolution (stride 2, one-hot
-        weights) turns each image into a channels-last table with one row per 2x2 block: its
-        12 pixel values and their mean (bilinear downsampling by exactly 2, H and W are even),
-        with pad_half rings of zero blocks around the image from the conv's zero padding; the
-        windows are then plain gathers of table rows.
+        Each image gives two channels-last tables, made by strided convolutions (whose zero
+        padding is the zero border): the means of its 2x2 blocks (bilinear downsampling by
+        exactly 2: H and W are even) and the blocks' 12 values. The windows are plain gathers of
+        table rows, already in the layout the convolutions read.
         """
         ph, pf = self._pad_half, self._pad_full
-        wh = 2 + 2 * ph
-        offsets = paddle.arange(wh, dtype='int64')
-        rows = (2 * idx[:, 1:2] + offsets).unsqueeze(2)  # (P, wh, 1): block rows in the padded table
-        cols = (2 * idx[:, 2:3] + offsets).unsqueeze(1)  # (P, 1, wh)
-        zeros = paddle.zeros_like(rows * cols)           # (P, wh, wh)
-        index = paddle.stack([idx[:, 0:1].unsqueeze(2) + zeros, rows + zeros, cols + zeros], axis=3)
-        kernel = paddle.to_tensor(_block_table_kernel()).astype(src.dtype)
-        win = [paddle.gather_nd(F.conv2d(x, kernel, stride=2, padding=2 * ph).transpose([0, 2, 3, 1]), index)
-               for x in (src, bgr)]                      # 2 x (P, wh, wh, 15)
-        half = paddle.concat([w[:, :, :, 12:] for w in win], axis=3).transpose([0, 3, 1, 2])
-        # full resolution: n x n blocks from block (ph - pf / 2) on, blocks -> pixels
-        n, o = 2 + pf, ph - pf // 2
-        full = paddle.concat([w[:, o:o + n, o:o + n, :12] for w in win], axis=3)
-        # (P, by, bx, image, c, dy, dx) -> (P, image, c, by, dy, bx, dx)
-        full = full.reshape([-1, n, n, 2, 3, 2, 2]).transpose([0, 3, 4, 1, 5, 2, 6])
-        return half, full.reshape([-1, 6, 2 * n, 2 * n])
+        nb = 2 + pf
+        dtype = src.dtype
+        means = paddle.to_tensor(_block_mean_kernel()).astype(dtype)
+        pixels = paddle.to_tensor(_pixel_block_kernel()).astype(dtype)
+
+        def windows(kernel, padding, size):
+            """(P, size, size, 2 * kernel channels): both images' table rows 2i.., 2j.."""
+            offsets = paddle.arange(size, dtype='int64')
+            rows = (2 * idx[:, 1:2] + offsets).unsqueeze(2)  # (P, size, 1): rows in the padded table
+            cols = (2 * idx[:, 2:3] + offsets).unsqueeze(1)  # (P, 1, size)
+            zeros = paddle.zeros_like(rows * cols)           # (P, size, size)
+            index = paddle.stack([idx[:, 0:1].unsqueeze(2) + zeros, rows + zeros, cols + zeros], axis=3)
+            return paddle.concat([paddle.gather_nd(
+                F.conv2d(x, kernel, stride=2, padding=padding).transpose([0, 2, 3, 1]), index)
+                for x in (src, bgr)], axis=3)
+
+        half = windows(means, 2 * ph, 2 + 2 * ph)
+        blocks = windows(pixels, pf, nb)
+        return half.transpose([0, 3, 1, 2]), blocks.transpose([0, 3, 1, 2])
+
+    @staticmethod
+    def blocks_to_pixels(blocks):
+        """(P, 4 C, n, n) 2x2 pixel blocks, channels (c, dy, dx) -> (P, C, 2n, 2n) pixels."""
+        p, channels, n = blocks.shape[0], blocks.shape[1] // 4, blocks.shape[2]
+        if not paddle.in_dynamic_mode():
+            p = -1
+        x = blocks.reshape([p, channels, 2, 2, n, n]).transpose([0, 1, 4, 2, 5, 3])
+        return x.reshape([p, channels, 2 * n, 2 * n])
 
     def _crop_coarse(self, coarse, idx, size):
         """Windows of the coarse output bilinearly upsampled to half resolution, (P, C, wh, wh).

@@ -213,8 +213,8 @@ def _floor_layers(model):
             super().__init__()
             self.refiner = model.refiner
 
-        def forward(self, coarse, src_half, src_full):
-            return self.refiner.refine_windows(coarse, src_half, src_full)
+        def forward(self, coarse, src_half, src_blocks):
+            return self.refiner.refine_windows(coarse, src_half, src_blocks)
 
     return Base(), RefinerConvs()
 
@@ -258,18 +258,18 @@ def time_floor(cfg):
     base, convs = _floor_layers(model)
     batch, height, width = cfg['batch_size'], cfg['height'], cfg['width']
     src, bgr = make_inputs(batch, height, width)
-    wh, wf = model.refiner.window_sizes
+    wh, nb = model.refiner.window_sizes
     k = batch * min(cfg['sample_pixels'] // 16, (height // 4) * (width // 4))
     rng = np.random.default_rng(0)
     windows = {'coarse': rng.random((k, 36, wh, wh), np.float32),
                'src_half': rng.random((k, 6, wh, wh), np.float32),
-               'src_full': rng.random((k, 6, wf, wf), np.float32)}
+               'src_blocks': rng.random((k, 24, nb, nb), np.float32)}
     specs = {
         'base': (base, [InputSpec([None, 3, None, None], 'float32', 'src'),
                         InputSpec([None, 3, None, None], 'float32', 'bgr')], {'src': src, 'bgr': bgr}),
         'refiner_convs': (convs, [InputSpec([None, 36, wh, wh], 'float32', 'coarse'),
                                   InputSpec([None, 6, wh, wh], 'float32', 'src_half'),
-                                  InputSpec([None, 6, wf, wf], 'float32', 'src_full')], windows),
+                                  InputSpec([None, 24, nb, nb], 'float32', 'src_blocks')], windows),
     }
     result = {'kind': 'floor', 'refined_patches_per_image': k // batch}
     with tempfile.TemporaryDirectory(prefix='bgmv2-floor-') as tmp:
@@ -280,6 +280,25 @@ def time_floor(cfg):
                                          cfg['precision'], cfg['threads'])
             result[f'{name}_ms'] = round(_time_predictor(config, inputs, cfg['warmup'], cfg['runs']), 1)
     result['floor_ms'] = round(result['base_ms'] + result['refiner_convs_ms'], 1)
+    result['peak_rss_mb'] = peak_rss_mb()
+    return result
+
+
+def time_part_profile(cfg):
+    """The per-part split of utils.deploy.part_timing for the configuration's engine."""
+    from model.weights import build_model
+    from utils.deploy.engine import auto_engine_order
+    from utils.deploy.part_timing import time_profile
+    engine = cfg['engine']
+    if engine == 'auto':
+        engine = auto_engine_order()[0]
+    weights = cfg['weights'] or random_weights(cfg['backbone'], cfg['cache_dir'])
+    model = build_model(weights, model_type='refine', backbone=cfg['backbone'],
+                        backbone_scale=cfg['backbone_scale'], refine_mode='sampling',
+                        refine_sample_pixels=cfg['sample_pixels'], refine_prevent_oversampling=False)
+    src, bgr = make_inputs(cfg['batch_size'], cfg['height'], cfg['width'])
+    result = {'kind': 'profile', 'engine_used': engine}
+    result.update(time_profile(model, src, bgr, engine, cfg['threads'], cfg['warmup'], cfg['runs']))
     result['peak_rss_mb'] = peak_rss_mb()
     return result
 
@@ -397,7 +416,8 @@ def run_config(cfg):
     result.update({'refine_mode': 'sampling', 'prevent_oversampling': False,
                    'weights': cfg['weights'] or 'random'})
     try:
-        timer = {'video': time_video, 'floor': time_floor}.get(cfg['kind'], time_latency)
+        timer = {'video': time_video, 'floor': time_floor,
+                 'profile': time_part_profile}.get(cfg['kind'], time_latency)
         result.update(timer(cfg))
     except Exception as e:  # report the failure as a line instead of losing the whole table
         result.update({'kind': cfg['kind'], 'error': f'{type(e).__name__}: {e}'.strip()[:500],
@@ -428,7 +448,10 @@ def configurations(args):
     else:
         rows = [(b, r, s, p) for b in args.backbone for r in args.resolution
                 for s in args.backbone_scale for p in args.sample_pixels]
-    kinds = ['latency'] + (['video'] if args.video else []) + (['floor'] if args.floor else [])
+    kinds = (['latency'] + (['video'] if args.video else []) + (['floor'] if args.floor else [])
+             + (['profile'] if args.profile else []))
+    if args.profile_only:
+        kinds = ['profile']
     from utils.deploy.engine import available_cpus
     # recorded as used: the default is every CPU this process may run on
     threads = args.threads or (available_cpus() if args.device == 'cpu' else None)
@@ -507,7 +530,8 @@ def build_parser():
     parser.add_argument('--backbone-scale', nargs='+', type=float, default=[REFINE_DEFAULTS.backbone_scale])
     parser.add_argument('--sample-pixels', nargs='+', type=int, default=[REFINE_DEFAULTS.refine_sample_pixels])
     parser.add_argument('--batch-size', nargs='+', type=int, default=[1])
-    parser.add_argument('--engine', nargs='+', default=['inference'], choices=ENGINES)
+    parser.add_argument('--engine', nargs='+', default=['auto'], choices=ENGINES,
+                        help='default: auto (what predict.py runs)')
     parser.add_argument('--precision', nargs='+', default=['float32'], choices=PRECISIONS)
     parser.add_argument('--device', default='cpu', choices=DEVICES)
     parser.add_argument('--threads', type=int, default=None,
@@ -520,6 +544,20 @@ def build_parser():
     parser.add_argument('--floor', action='store_true',
                         help='also time the convolutions alone (base network; refiner convs on '
                              'pre-cropped windows) for inference rows: the floor under the latency')
+    parser.add_argument('--profile', action='store_true',
+                        help='also time the model part by part (base, select, upsample, crop, '
+                             'refine, write_back) on each engine (utils.deploy.part_timing)')
+    parser.add_argument('--profile-only', action='store_true', help='only the --profile rows')
+    parser.add_argument('--vs-official', metavar='PYTHON',
+                        help='time each row interleaved with the official PyTorch code run by this '
+                             'Python (torch + backgroundmattingv2 installed; see '
+                             '../shared/official-speed/README.md) and report ratios; --runs calls '
+                             'per round')
+    parser.add_argument('--official-code', metavar='DIR',
+                        help='with --vs-official: a checkout holding the official model/ package '
+                             '(default: the installed backgroundmattingv2)')
+    parser.add_argument('--rounds', type=int, default=8,
+                        help='with --vs-official: rounds of calls in turn (default: 8)')
     parser.add_argument('--compare-precision', action='store_true',
                         help='for bfloat16/float16 rows, also report the alpha error against a '
                              'float32 run of the same engine (meaningful with trained --weights)')
@@ -529,6 +567,7 @@ def build_parser():
     parser.add_argument('--output', help='also append the JSON lines to this file')
     parser.add_argument('--timeout', type=float, default=3600, help='per configuration, seconds')
     parser.add_argument('--child', help=argparse.SUPPRESS)
+    parser.add_argument('--worker', help=argparse.SUPPRESS)
     return parser
 
 
@@ -537,12 +576,20 @@ def main(argv=None):
     if args.child:
         print(json.dumps(run_config(json.loads(args.child))), flush=True)
         return 0
+    if args.worker:
+        from utils.deploy.compare import engine_worker_main
+        return engine_worker_main(json.loads(args.worker))
     if args.weights and (args.preset or len(args.backbone) > 1):
         print('error: --weights holds one backbone; use it with one --backbone', file=sys.stderr)
         return 2
     failures = 0
-    for cfg in configurations(args):
-        result = run_child(cfg, args.timeout)
+    if args.vs_official:
+        results = versus_official(args)
+    else:
+        results = (run_child(cfg, args.timeout) for cfg in configurations(args))
+    for result in results:
+        if 'machine' not in result:  # failures reported by the parent
+            result['machine'] = machine()
         failures += 'error' in result
         line = json.dumps(result)
         print(line, flush=True)
@@ -550,6 +597,23 @@ def main(argv=None):
             with open(args.output, 'a') as f:
                 f.write(line + '\n')
     return 1 if failures else 0
+
+
+def versus_official(args):
+    """Rows timed interleaved with the official code (utils.deploy.compare), one per engine."""
+    from utils.deploy.compare import compare_row
+    rows = {}
+    for cfg in configurations(args):
+        if cfg['kind'] == 'latency':
+            key = (cfg['backbone'], cfg['resolution'], cfg['backbone_scale'], cfg['sample_pixels'],
+                   cfg['batch_size'])
+            rows.setdefault(key, []).append(cfg)
+    for configs in rows.values():
+        try:
+            yield from compare_row(configs, args.vs_official, args.rounds, args.runs,
+                                   args.official_code)
+        except (RuntimeError, OSError) as e:
+            yield dict(_summary(configs[0]), kind='versus_official', error=str(e)[:500])
 
 
 if __name__ == '__main__':

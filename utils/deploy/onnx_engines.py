@@ -24,15 +24,54 @@ from model.options import OUTPUT_NAMES
 MAX_SHAPES = 4  # compiled models kept per engine (one per input shape), most recent first
 
 
-def _fixed_shape_model(onnx_path, shape):
-    """The ONNX model at onnx_path with both inputs fixed to `shape` (B, 3, H, W), as bytes."""
+def fixed_shape_model(onnx_path, shapes):
+    """The ONNX model at onnx_path with its inputs fixed to `shapes` ({name: shape}), as bytes."""
     import onnx
     model = onnx.load(onnx_path)
     for tensor in model.graph.input:
-        for dim, size in zip(tensor.type.tensor_type.shape.dim, shape):
-            dim.ClearField('dim_param')
-            dim.dim_value = int(size)
+        if tensor.name in shapes:
+            for dim, size in zip(tensor.type.tensor_type.shape.dim, shapes[tensor.name]):
+                dim.ClearField('dim_param')
+                dim.dim_value = int(size)
     return model.SerializeToString()
+
+
+def compile_onnx(runtime, onnx_path, shapes, threads):
+    """Compile the ONNX model for inputs of `shapes` ({name: shape}) with `runtime`
+    ('onnxruntime' or 'openvino'), float32, `threads` CPU threads.
+
+    Returns run(inputs: {name: array}) -> list of numpy outputs in the graph's order.
+    """
+    if runtime == 'onnxruntime':
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # warnings about unused initialisers are not for users
+        session = ort.InferenceSession(fixed_shape_model(onnx_path, shapes), options,
+                                       providers=['CPUExecutionProvider'])
+        return lambda inputs: session.run(None, inputs)
+    if runtime == 'openvino':
+        import openvino
+        core = openvino.Core()
+        model = core.read_model(onnx_path)
+        model.reshape({name: list(shape) for name, shape in shapes.items()})
+        compiled = core.compile_model(model, 'CPU', {
+            'INFERENCE_NUM_THREADS': threads,
+            # float32 always: on CPUs with AMX or avx512_bf16 OpenVINO would pick bfloat16
+            'INFERENCE_PRECISION_HINT': 'f32',
+            'PERFORMANCE_HINT': 'LATENCY',
+        })
+        request = compiled.create_infer_request()
+        outputs = list(compiled.outputs)
+
+        def run(inputs):
+            results = request.infer(inputs)
+            # copies: the request reuses its output buffers on the next call
+            return [np.array(results[port]) for port in outputs]
+        return run
+    raise ValueError(f'unknown ONNX runtime {runtime!r}')
 
 
 class _OnnxEngine:
@@ -61,11 +100,8 @@ class _OnnxEngine:
 
     def _check_runtime(self):
         """Import the runtime now, so that a missing package fails at construction."""
-        raise NotImplementedError
-
-    def _compile(self, shape):
-        """A callable (src, bgr) -> list of outputs in OUTPUT_NAMES order, for inputs of shape."""
-        raise NotImplementedError
+        import importlib
+        importlib.import_module(self.name)
 
     def runner(self, shape):
         """The compiled model for inputs of `shape` (compiled on first use, then kept)."""
@@ -73,7 +109,8 @@ class _OnnxEngine:
         if shape in self._compiled:
             self._compiled.move_to_end(shape)
         else:
-            self._compiled[shape] = self._compile(shape)
+            self._compiled[shape] = compile_onnx(self.name, self.onnx_path,
+                                                 {'src': shape, 'bgr': shape}, self.threads)
             while len(self._compiled) > MAX_SHAPES:
                 self._compiled.popitem(last=False)
         return self._compiled[shape]
@@ -84,7 +121,7 @@ class _OnnxEngine:
         bgr = np.ascontiguousarray(bgr, dtype=np.float32)
         # the dygraph model checks its inputs itself; an exported graph cannot
         check_inputs(src, bgr, multiple=4)
-        outputs = self.runner(src.shape)(src, bgr)
+        outputs = self.runner(src.shape)({'src': src, 'bgr': bgr})
         return dict(zip(OUTPUT_NAMES, outputs))
 
 
@@ -97,20 +134,6 @@ class OnnxRuntimeEngine(_OnnxEngine):
 
     name = 'onnxruntime'
 
-    def _check_runtime(self):
-        import onnxruntime  # noqa: F401
-
-    def _compile(self, shape):
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # warnings about unused initialisers are not for users
-        session = ort.InferenceSession(_fixed_shape_model(self.onnx_path, shape), options,
-                                       providers=['CPUExecutionProvider'])
-        return lambda src, bgr: session.run(None, {'src': src, 'bgr': bgr})
-
 
 class OpenVINOEngine(_OnnxEngine):
     """Runs an ONNX export with OpenVINO on the CPU, in float32, tuned for latency.
@@ -120,24 +143,3 @@ class OpenVINOEngine(_OnnxEngine):
     """
 
     name = 'openvino'
-
-    def _check_runtime(self):
-        import openvino
-        self._core = openvino.Core()
-
-    def _compile(self, shape):
-        model = self._core.read_model(self.onnx_path)
-        model.reshape({'src': list(shape), 'bgr': list(shape)})
-        compiled = self._core.compile_model(model, 'CPU', {
-            'INFERENCE_NUM_THREADS': self.threads,
-            'INFERENCE_PRECISION_HINT': 'f32',
-            'PERFORMANCE_HINT': 'LATENCY',
-        })
-        request = compiled.create_infer_request()
-        outputs = list(compiled.outputs)
-
-        def run(src, bgr):
-            results = request.infer({'src': src, 'bgr': bgr})
-            # copies: the request reuses its output buffers on the next call
-            return [np.array(results[port]) for port in outputs]
-        return run
