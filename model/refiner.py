@@ -404,6 +404,11 @@ class Refiner(nn.Layer):
         # floor(s_last) - floor(s_first) <= ceil(d), plus the i1 neighbour: ceil(d) + 2 rows.
         ratio = min(1.0, 2 * self.backbone_scale) if self.backbone_scale else 1.0
         n = math.ceil((wh - 1) * ratio - 1e-9) + 2
+        if self.backbone_scale == 0.25:
+            # the coarse size is exactly H / 4 (H is a multiple of 4): every window starts at the
+            # same phase (s_first = i - 2 + 1/4 for pad_half 3), which needs one row less
+            first, last = (math.floor((y + 0.5) / 2 - 0.5) for y in (-ph, wh - 1 - ph))
+            n = last - first + 2
         H, W = size
         C = coarse.shape[1]
         h, w = spatial_size(coarse)
