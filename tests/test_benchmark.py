@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from conftest import ROOT
 from utils.deploy.benchmark import REFERENCE_ROWS, build_parser, configurations
 
@@ -58,3 +60,85 @@ def test_default_threads_are_recorded_as_the_cpus_used():
     assert configs and all(c['threads'] == available_cpus() for c in configs)
     configs = configurations(build_parser().parse_args(['--resolution', '160x128', '--threads', '1']))
     assert all(c['threads'] == 1 for c in configs)
+
+
+def test_profile_splits_the_model_into_its_parts(tmp_path):
+    from utils.deploy.part_timing import PARTS
+    command = [sys.executable, os.path.join(ROOT, 'benchmark.py'), '--resolution', '160x128',
+               '--sample-pixels', '400', '--engine', 'onnxruntime', 'dygraph', '--runs', '1',
+               '--warmup', '1', '--threads', '2', '--profile-only', '--cache-dir', str(tmp_path)]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
+    assert [(r['kind'], r['engine_used']) for r in lines] == [('profile', 'onnxruntime'),
+                                                              ('profile', 'dygraph')]
+    for result in lines:
+        assert list(result['parts_ms']) == list(PARTS)
+        assert all(ms >= 0 for ms in result['parts_ms'].values()) and result['sum_ms'] > 0
+        assert result['whole_ms'] > 0 and result['refined_patches_per_image'] == 25
+        assert result['machine']['cpu'] and 'cpu_flags' in result['machine']
+
+
+def test_conv_flops_count_the_functional_convolutions_too():
+    """Layer hooks alone miss the decoder's convs (called through F.conv2d with the layers'
+    weights); the count matches the decoder's and the refiner's shapes worked out by hand."""
+    import paddle
+    from model import MattingRefine
+    from utils.deploy.part_timing import conv_flops
+    paddle.seed(0)
+    model = MattingRefine('mobilenetv2', backbone_scale=0.25, refine_mode='sampling',
+                          refine_sample_pixels=16 * 10, refine_prevent_oversampling=False)
+    model.eval()
+    src = np.random.default_rng(0).random((1, 3, 256, 384), dtype=np.float32)
+    flops = conv_flops(model, src, src * 0.5)
+    hooked = [0]
+
+    def hook(layer, inputs, out):
+        hooked[0] += 2 * int(np.prod(out.shape)) * int(np.prod(layer.weight.shape[1:]))
+    hooks = [m.register_forward_post_hook(hook) for m in model.sublayers()
+             if isinstance(m, paddle.nn.Conv2D)]
+    with paddle.no_grad():
+        model.coarse(paddle.to_tensor(src), paddle.to_tensor(src * 0.5))
+    for h in hooks:
+        h.remove()
+    # the decoder's four stages at 1/8, 1/4, 1/2 and 1 of the 64x96 base input
+    d = model.decoder
+    decoder = sum(2 * conv.weight.shape[0] * (64 // f) * (96 // f) * int(np.prod(conv.weight.shape[1:]))
+                  for conv, f in ((d.conv1, 8), (d.conv2, 4), (d.conv3, 2), (d.conv4, 1)))
+    assert abs(flops['base_gflop'] * 1e9 - (hooked[0] + decoder)) < 0.006e9
+    # refiner: 10 patches through conv1/conv2 (pixels) and conv3/conv4 in block space, plus the
+    # tables of the crop (2 images x (3 means + 12 pixels) x 12 multiply-adds per 2x2 block)
+    per_patch = 24 * 36 * 42 * 9 + 16 * 16 * 24 * 9 + 48 * 9 * (16 + 24) * 4 + 16 * 4 * 48 * 4
+    tables = 2 * (3 * 134 * 198 + 12 * 130 * 194) * 12
+    assert abs(flops['refiner_gflop'] * 1e9 - 2 * (10 * per_patch + tables)) < 0.006e9
+
+
+FAKE_OFFICIAL = '''
+import json, sys, time
+cfg = json.loads(sys.argv[1])
+print(json.dumps({"ready": True, "torch": "fake", "refined_patches": cfg["sample_pixels"] // 16}), flush=True)
+for line in sys.stdin:
+    if not line.strip():
+        break
+    print(json.dumps({"ms": [50.0] * int(line)}), flush=True)
+'''
+
+
+def test_versus_official_interleaves_workers_and_reports_ratios(tmp_path):
+    """The protocol with a stand-in for the official worker (torch is not installed here)."""
+    from utils.deploy.compare import compare_row
+    worker = tmp_path / 'official.py'
+    worker.write_text(FAKE_OFFICIAL)
+    args = build_parser().parse_args(['--resolution', '160x128', '--sample-pixels', '400',
+                                      '--engine', 'dygraph', 'onnxruntime', '--warmup', '1',
+                                      '--threads', '2', '--cache-dir', str(tmp_path / 'cache')])
+    rows = compare_row(configurations(args), sys.executable, rounds=2, runs=2,
+                       official_worker=str(worker))
+    assert [(r['kind'], r['engine_used']) for r in rows] == [('versus_official', 'dygraph'),
+                                                             ('versus_official', 'onnxruntime')]
+    for row in rows:
+        assert row['official_median_ms'] == 50.0 and row['official_torch'] == 'fake'
+        assert row['ratio'] == round(row['median_ms'] / 50.0, 3)
+        assert 0 < row['round_ratio_min'] <= row['round_ratio_max']
+        assert row['refined_patches_per_image'] == row['official_refined_patches'] == 25
+        assert row['rounds'] == 2 and row['runs_per_round'] == 2 and row['machine']['cpu_flags'] is not None

@@ -27,7 +27,7 @@ OFFICIAL_WORKER = os.path.join(ROOT, 'utils', 'deploy', 'official_worker.py')
 class Worker:
     """A warm timing process: sends 'N', reads back N call times in ms."""
 
-    def __init__(self, command, env=None, timeout=1800):
+    def __init__(self, command, env=None):
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         self.info = self._read()
@@ -90,9 +90,13 @@ def engine_worker_main(cfg):
     return 0
 
 
-def compare_row(configs, official_python, rounds, runs, official_code=None, timeout=1800):
+def compare_row(configs, official_python, rounds, runs, official_code=None,
+                official_worker=OFFICIAL_WORKER):
     """Time the configurations of one row (same backbone/size/scale/pixels, one per engine)
-    interleaved with the official code; returns one result dict per configuration."""
+    interleaved with the official code; returns one result dict per configuration.
+
+    official_python runs official_worker (official_worker.py's protocol) with the row's
+    settings as its one argument."""
     from utils.deploy.benchmark import machine
     first = configs[0]
     official_cfg = {k: first[k] for k in ('backbone', 'width', 'height', 'backbone_scale',
@@ -104,7 +108,7 @@ def compare_row(configs, official_python, rounds, runs, official_code=None, time
     env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
     workers, results = {}, []
     try:
-        workers['official'] = Worker([official_python, OFFICIAL_WORKER, json.dumps(official_cfg)], env)
+        workers['official'] = Worker([official_python, official_worker, json.dumps(official_cfg)], env)
         for i, cfg in enumerate(configs):
             command = [sys.executable, '-W', 'ignore', '-m', 'utils.deploy.benchmark', '--worker',
                        json.dumps(cfg)]

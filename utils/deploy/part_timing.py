@@ -145,7 +145,7 @@ def _median_ms(run, warmup, runs):
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    return round(float(np.median(times)) * 1000, 1)
+    return round(float(np.median(times)) * 1000, 2)
 
 
 def time_profile(model, src, bgr, engine, threads, warmup=2, runs=5):
@@ -162,4 +162,44 @@ def time_profile(model, src, bgr, engine, threads, warmup=2, runs=5):
         whole = _runner(engine, model, ('src', 'bgr'), arrays, os.path.join(tmp, 'whole'), threads)
         whole_ms = _median_ms(whole, warmup, runs)
     return {'parts_ms': parts, 'sum_ms': round(sum(parts.values()), 1), 'whole_ms': whole_ms,
-            'refined_patches_per_image': int(arrays['idx'].shape[0] - 1) / src.shape[0]}
+            'refined_patches_per_image': int(arrays['idx'].shape[0] - 1) / src.shape[0],
+            **conv_flops(model, src, bgr)}
+
+
+def conv_flops(model, src, bgr):
+    """Convolution FLOPs (2 x multiply-adds) of one eager forward pass on (src, bgr), in GFLOP:
+    {'base_gflop', 'refiner_gflop'} (refiner: as computed here, in block space after its
+    upsampling; the official formulation differs by a few per cent).
+
+    Counts both the nn.Conv2D layers and the functional convolutions (model.ops.conv_parts and
+    the refiner call F.conv2d with the layers' weights): hooks on layers alone miss the latter.
+    """
+    import paddle
+    import paddle.nn.functional as F
+    counted = [0]
+
+    def count(out, weight):
+        kernel = weight.shape[1] * weight.shape[2] * weight.shape[3]
+        counted[0] += 2 * int(np.prod(out.shape)) * kernel  # weight.shape[1] is C_in / groups
+
+    functional = F.conv2d
+
+    def conv2d(x, weight, *args, **kwargs):
+        out = functional(x, weight, *args, **kwargs)
+        count(out, weight)
+        return out
+
+    hooks = [layer.register_forward_post_hook(lambda layer, inputs, out: count(out, layer.weight))
+             for layer in model.sublayers() if isinstance(layer, paddle.nn.Conv2D)]
+    F.conv2d = conv2d
+    try:
+        with paddle.no_grad():
+            s, b = paddle.to_tensor(src), paddle.to_tensor(bgr)
+            pha, fgr, err, hid = model.coarse(s, b)[:4]
+            base = counted[0]
+            model.refiner(s, b, pha, fgr, err, hid)
+    finally:
+        F.conv2d = functional
+        for hook in hooks:
+            hook.remove()
+    return {'base_gflop': round(base / 1e9, 2), 'refiner_gflop': round((counted[0] - base) / 1e9, 2)}
