@@ -275,3 +275,21 @@ def test_export_cli_device_option_and_quiet_console(reference_weights, tmp_path)
         done = subprocess.run(command + ['--device', 'gpu'], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 1 and done.stderr.count('\n') == 1
         assert 'GPU build of PaddlePaddle' in done.stderr
+
+
+def test_onnx_graph_has_no_if_and_serves_any_size(reference_weights, tmp_path):
+    """One ONNX graph for every input size: no If (no branch on runtime sizes in it)."""
+    onnx = pytest.importorskip('onnx')
+    pytest.importorskip('paddle2onnx')
+    out = str(tmp_path / 'onnx')
+    metadata = export_model(reference_weights, out, formats=('onnx',))
+    assert metadata['formats'] == ['onnx'] and metadata['program'] is None
+    assert sorted(os.listdir(out)) == ['export.json', 'model.onnx']
+    graph = onnx.load(os.path.join(out, 'model.onnx')).graph
+    ops = {node.op_type for node in graph.node}
+    assert 'If' not in ops and 'Loop' not in ops and 'Resize' in ops
+    for tensor in graph.input:
+        dims = tensor.type.tensor_type.shape.dim
+        assert [d.dim_value or None for d in dims][1] == 3 and not dims[2].dim_value
+    with pytest.raises(ExportError, match='no paddle model'):
+        load_metadata(out)

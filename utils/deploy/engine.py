@@ -21,7 +21,6 @@ first as measured with benchmark.py, exporting once into the user's cache folder
 fails warns and the next is tried. A server answering requests on a pool of threads builds and
 calls its engines through one EngineThread.
 """
-import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
