@@ -4,8 +4,7 @@ Three ways the model runs, one code path with these helpers deciding per target:
 
 * eagerly (dygraph): `F.interpolate` and plain ops;
 * traced for ONNX (inside `onnx_tracing()`, used by utils.deploy.export for ONNX Runtime and
-  OpenVINO): `F.interpolate` too (an ONNX Resize, which both engines run fast and exactly), a
-  nearest Resize + plain conv where the refiner upsamples (`fold_nearest_upsampling`), and
+  OpenVINO): `F.interpolate` too (an ONNX Resize, which both engines run fast and exactly), and
   index_put with index tensors materialised at the shape of the values, because paddle2onnx
   2.1 converts index_put without broadcasting its indices. The graph has no `If`: nothing
   below branches on runtime sizes for ONNX;
@@ -247,17 +246,8 @@ def downsample_bilinear(x, size, factor):
     return paddle.static.nn.cond(exact_size, exact, general)
 
 
-def fold_nearest_upsampling():
-    """Whether the refiner folds its nearest 2x upsampling into the following conv (eager and
-    Paddle Inference: fewer multiply-adds) rather than upsampling first (ONNX graphs: the
-    folded conv's phase interleave is a 6-D transpose, slower there than a nearest Resize)."""
-    return not _onnx()
-
-
 def upsample_nearest2x(x):
     """(B, C, H, W) -> (B, C, 2H, 2W), each pixel repeated 2x2 (F.interpolate scale 2, nearest)."""
-    if _onnx() and x.shape[2] > 0 and x.shape[3] > 0:
-        return F.interpolate(x, size=[2 * x.shape[2], 2 * x.shape[3]], mode='nearest')
     shape = paddle.shape(x) if _traced() else x.shape
     y = paddle.expand(x.unsqueeze([3, 5]), [-1, -1, -1, 2, -1, 2])  # (B, C, H, 2, W, 2)
     return y.reshape([shape[0], shape[1], shape[2] * 2, shape[3] * 2])

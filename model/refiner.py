@@ -26,7 +26,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .ops import (append_guard_patch, conv_parts, downsample_bilinear, fold_batch_norm,
-                  fold_nearest_upsampling, index_put, nothing_selected,
+                  index_put, nothing_selected,
                   resize_bilinear, resolve_guard_patch, source_coords, upsample_nearest2x, zero_pad)
 from .options import REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
 from .utils import batch_size, spatial_size
@@ -293,7 +293,7 @@ class Refiner(nn.Layer):
         if not self.bn3.training:
             return self._stage2_blocks(x, src_blocks)
         src_full = self.blocks_to_pixels(src_blocks)
-        if self.kernel_size == 3 and fold_nearest_upsampling():
+        if self.kernel_size == 3:
             x = conv_parts([x, src_full], self.conv3, self.bn3, part_convs={0: self._conv_upsampled})
         else:
             x = conv_parts([upsample_nearest2x(x), src_full], self.conv3, self.bn3)
