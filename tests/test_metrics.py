@@ -330,3 +330,20 @@ def test_trimap_accepts_float_alpha():
     alpha = np.zeros((21, 21), np.float32)
     alpha[10, 10] = 0.5
     assert (make_trimap(alpha) == 128).sum() == 221
+
+
+def test_sad_image_counts_errors_the_trimap_leaves_out():
+    """A hole in the definite foreground: the paper's SAD (unknown region) misses it, the
+    whole-image SAD counts every pixel of it."""
+    true = np.zeros((64, 64))
+    true[16:48, 16:48] = 1.0
+    true[15, 16:48] = 0.5  # a soft edge for the unknown region
+    trimap = np.full((64, 64), 0, np.uint8)
+    trimap[16:48, 16:48] = 255
+    trimap[14:17, 14:50] = 128
+    pred = true.copy()
+    pred[24:32, 24:32] = 0.0  # 64 pixels of solid foreground lost
+    result = M.compute_all(pred, true, trimap)
+    assert result['SAD'] == 0
+    assert result['SAD-image'] == pytest.approx(64 / 1000)
+    assert M.sad_image(pred, true) == pytest.approx(64 / 1000)

@@ -39,7 +39,7 @@ UNKNOWN = 128  # trimap value of the unknown region, as in the MATLAB code (trim
 # in the same units as `compute_all`.
 PAPER_PHOTOMATTE85_RESNET50 = {'SAD': 8.65, 'MSE': 9.57, 'Grad': 8736.0, 'Conn': 6637.0, 'FG-MSE': 13.82}
 
-METRIC_NAMES = ('SAD', 'MSE', 'Grad', 'Conn', 'FG-MSE')
+METRIC_NAMES = ('SAD', 'MSE', 'Grad', 'Conn', 'FG-MSE', 'SAD-image')
 
 
 def as_unit_float(img):
@@ -88,6 +88,16 @@ def sad(pred, target, trimap):
     """Sum of absolute differences over the unknown region, divided by 1000 (``compute_sad_loss``)."""
     pred, target, mask = _check_pair(pred, target, trimap)
     return float(np.abs(pred - target)[mask].sum() / 1000.0)
+
+
+def sad_image(pred, target):
+    """Sum of absolute differences over the whole image, divided by 1000: unlike SAD it also
+    counts the definite foreground and background the trimap leaves out (holes in a solid
+    subject, background kept as foreground)."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if pred.shape != target.shape:
+        raise ValueError(f'shape mismatch: prediction {pred.shape}, ground truth {target.shape}')
+    return float(np.abs(pred - target).sum() / 1000.0)
 
 
 def mse(pred, target, trimap):
@@ -238,7 +248,8 @@ def compute_all(pred_pha, true_pha, trimap, pred_fgr=None, true_fgr=None):
     Maps may be float in [0, 1] or uint8; floats are first quantised to 8 bit, as the
     MATLAB code reads PNG files. Everything is cropped to multiples of 4. Returns a dict
     with 'SAD', 'MSE' (x1000), 'Grad', 'Conn', 'FG-MSE' (x1000; NaN when either
-    foreground is None) and 'unknown_pixels'.
+    foreground is None), 'SAD-image' (SAD over the whole image, not in the paper) and
+    'unknown_pixels'.
     """
     def prepare(img):
         img = np.asarray(img)
@@ -253,6 +264,7 @@ def compute_all(pred_pha, true_pha, trimap, pred_fgr=None, true_fgr=None):
         'Grad': gradient_error(pred_pha, true_pha, trimap),
         'Conn': connectivity_error(pred_pha, true_pha, trimap),
         'FG-MSE': float('nan'),
+        'SAD-image': sad_image(pred_pha, true_pha),
         'unknown_pixels': int(unknown_mask(trimap).sum()),
     }
     if pred_fgr is not None and true_fgr is not None:

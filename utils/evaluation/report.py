@@ -21,8 +21,9 @@ def summarize(rows):
 
 def format_table(title, summary, count, reference=None):
     """The printed result table (MSE and FG-MSE in units of 1e-3, as in the paper)."""
-    formats = {'SAD': '{:.2f}', 'MSE': '{:.2f}', 'Grad': '{:.0f}', 'Conn': '{:.0f}', 'FG-MSE': '{:.2f}'}
-    headers = ['SAD', 'MSE(1e-3)', 'Grad', 'Conn', 'FG-MSE(1e-3)']
+    formats = {'SAD': '{:.2f}', 'MSE': '{:.2f}', 'Grad': '{:.0f}', 'Conn': '{:.0f}', 'FG-MSE': '{:.2f}',
+               'SAD-image': '{:.2f}'}
+    headers = ['SAD', 'MSE(1e-3)', 'Grad', 'Conn', 'FG-MSE(1e-3)', 'SAD(image)']
     label_width = max(len(title), 34)
     lines = [f'{title:<{label_width}}' + ''.join(f'{h:>14}' for h in headers)]
 
