@@ -221,19 +221,9 @@ def _floor_layers(model):
 
 def _time_predictor(config, inputs, warmup, runs):
     """Median wall time (ms) of a Paddle Inference predictor on named numpy inputs."""
-    import paddle.inference as paddle_infer
-    predictor = paddle_infer.create_predictor(config)
-    handles = {name: predictor.get_input_handle(name) for name in inputs}
-    outputs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
-
-    def run():
-        for name, array in inputs.items():
-            handles[name].reshape(array.shape)
-            handles[name].copy_from_cpu(array)
-        predictor.run()
-        return [h.copy_to_cpu() for h in outputs]
-
-    return float(np.median(_timed_calls(run, warmup, runs)[0])) * 1000
+    from utils.deploy.engine import predictor_runner
+    run = predictor_runner(config)
+    return float(np.median(_timed_calls(lambda: run(inputs), warmup, runs)[0])) * 1000
 
 
 def time_floor(cfg):

@@ -165,6 +165,23 @@ class InferenceEngine:
         return {name: handle.copy_to_cpu() for name, handle in zip(OUTPUT_NAMES, self._outputs)}
 
 
+def predictor_runner(config):
+    """A Paddle Inference predictor for `config` as run(inputs: {name: array}) -> list of outputs
+    (copies) in the program's order."""
+    import paddle.inference as paddle_infer
+    predictor = paddle_infer.create_predictor(config)
+    outputs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
+
+    def run(inputs):
+        for name, array in inputs.items():
+            handle = predictor.get_input_handle(name)
+            handle.reshape(array.shape)
+            handle.copy_from_cpu(array)
+        predictor.run()
+        return [handle.copy_to_cpu() for handle in outputs]
+    return run
+
+
 def predictor_config(program, params, device='cpu', precision='float32', threads=None, onednn=True,
                      tensorrt=False, gpu_memory_mb=512, gpu_id=0):
     """The Paddle Inference config every engine here uses -> (config, CPU threads or None).

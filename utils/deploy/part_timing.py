@@ -112,22 +112,12 @@ def _runner(engine, layer, names, arrays, folder, threads):
     from utils.deploy.export import ONNX_FILE, PARAMS_FILE, PROGRAM_FILE, export_onnx, trace_and_save
     specs = _specs(names, inputs)
     if engine == 'inference':
-        import paddle.inference as paddle_infer
-        from utils.deploy.engine import predictor_config
+        from utils.deploy.engine import predictor_config, predictor_runner
         trace_and_save(layer, os.path.join(folder, 'model'), specs)
         config, _ = predictor_config(os.path.join(folder, PROGRAM_FILE),
                                      os.path.join(folder, PARAMS_FILE), 'cpu', 'float32', threads)
-        predictor = paddle_infer.create_predictor(config)
-        handles = {n: predictor.get_input_handle(n) for n in names}
-        outputs = [predictor.get_output_handle(n) for n in predictor.get_output_names()]
-
-        def run():
-            for n, array in inputs.items():
-                handles[n].reshape(array.shape)
-                handles[n].copy_from_cpu(array)
-            predictor.run()
-            return [h.copy_to_cpu() for h in outputs]
-        return run
+        run = predictor_runner(config)
+        return lambda: run(inputs)
     from utils.deploy.onnx_engines import compile_onnx
     with onnx_tracing():
         trace_and_save(layer, os.path.join(folder, 'trace', 'model'), specs)
