@@ -8,11 +8,13 @@ patches rather than with the image:
 * the coarse output is never upsampled as a whole: each patch's half-resolution window is
   interpolated from a small window of the coarse output with per-patch interpolation matrices
   (two batched matmuls), zero outside the image exactly as the official zero padding;
-* src and bgr windows are gathered from a table of 2x2 pixel blocks (built by one strided
-  conv, which also averages each block: bilinear downsampling by exactly 2), giving the
-  half- and full-resolution windows at once;
+* src and bgr windows are rows gathered from channels-last tables, each made by one strided
+  conv over the image: the means of its 2x2 blocks (bilinear downsampling by exactly 2) for
+  the half-resolution window, the blocks' 12 values for the full-resolution one;
 * the convs over concatenated inputs are sums of convs over the parts (no concatenated
-  copies), and with kernel 3 the nearest upsampling before conv3 is folded into it;
+  copies); after the nearest 2x upsampling, inference works on 2x2 pixel blocks (conv3 and
+  conv4 as block convs with phase-major outputs: no upsampled or interleaved copy), training
+  on pixels with the upsampling folded into conv3;
 * patches are written back with one index_put on the image (no full-resolution transposes).
 
 The same code runs eagerly and when traced for export (sizes from `paddle.shape`, no branch on
