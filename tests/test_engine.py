@@ -228,3 +228,39 @@ def test_fallback_warning_is_one_line(weights, monkeypatch):
         text = warnings.formatwarning(warning.message, warning.category, warning.filename,
                                       warning.lineno, warning.line)
         assert text.strip().count('\n') == 0 and 'simulated predictor failure' in text
+
+
+@pytest.fixture(scope='module')
+def kernel1_weights(tmp_path_factory):
+    """The reference model with the official kernel-1 refiner."""
+    from model.weights import convert_state_dict, read_torch_checkpoint
+    from utils.convert_weights import save_pdparams
+    official = read_torch_checkpoint(os.path.join(MOBILENET_REF, 'weights.pth'))
+    official.update(read_torch_checkpoint(os.path.join(MOBILENET_REF, 'refiner_k1.pth')))
+    state, config = convert_state_dict(official)
+    assert config['refine_kernel_size'] == 1
+    path = str(tmp_path_factory.mktemp('k1') / 'k1.pdparams')
+    save_pdparams(state, path)
+    return path
+
+
+@pytest.mark.parametrize('options', [dict(refine_mode='full'),
+                                     dict(refine_mode='thresholding', refine_threshold=0.1),
+                                     dict(refine_mode='thresholding', refine_threshold=1.0),
+                                     dict(refine_mode='sampling', refine_sample_pixels=80_000,
+                                          kernel_1=True)],
+                         ids=['full', 'thresholding', 'nothing-selected', 'kernel-1'])
+def test_onnx_engines_in_every_refine_mode(options, weights, kernel1_weights):
+    """Both ONNX engines against dygraph in the other refine modes and with the kernel-1 refiner
+    (the parity cases of the official reference)."""
+    options = dict(options)
+    path = kernel1_weights if options.pop('kernel_1', False) else weights
+    name = 'case_256x384_k1.npz' if path == kernel1_weights else 'case_256x384.npz'
+    data = np.load(os.path.join(MOBILENET_REF, name))
+    src, bgr = data['src'], data['bgr']
+    eager = create_engine(path, engine='dygraph', **options)(src, bgr)
+    for engine in ('onnxruntime', 'openvino'):
+        out = create_engine(path, engine=engine, **options)(src, bgr)
+        for key in OUTPUT_NAMES:
+            assert np.abs(out[key] - eager[key]).max() <= 1e-5, (engine, key)
+        assert np.array_equal(out['ref_sm'], eager['ref_sm'])
