@@ -246,9 +246,10 @@ def cpu_supports_bfloat16():
 def auto_engine_order(flags=None):
     """The engines engine='auto' tries on the CPU, fastest first (benchmark.py, README: Speed).
 
-    Measured on 2-core AMD EPYC machines, MobileNetV2 at 1280x720 and 1920x1080: with AVX-512,
-    OpenVINO ran fastest, then ONNX Runtime; with AVX2 only, ONNX Runtime ran 10-15 % faster
-    than OpenVINO. Paddle Inference and dygraph come after both everywhere.
+    Measured on 2-core AMD EPYC machines: with AVX-512 (MobileNetV2, 720p and 1080p), OpenVINO
+    ran fastest, then ONNX Runtime; with AVX2 only, ONNX Runtime took 8-41 % less time than
+    OpenVINO (MobileNetV2 and ResNet-50, 720p to 4K). Paddle Inference and dygraph come after
+    both everywhere.
     flags: the CPU's feature flags (default: this machine's, from /proc/cpuinfo).
     """
     if flags is None:

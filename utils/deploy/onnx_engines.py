@@ -4,7 +4,7 @@ Both run the ONNX export of `utils.deploy.export` (formats=('onnx',)): one graph
 batch, height and width and no `If`. Before the first call with a new input shape, the graph's
 inputs are fixed to that shape and the engine compiles it (ONNX Runtime 0.1-0.3 s, OpenVINO
 0.7-1.5 s); the compiled models of the last MAX_SHAPES shapes are kept. With every shape known,
-both engines fold the size arithmetic and plan the memory once: 10-15 % faster than running
+both engines fold the size arithmetic and plan the memory once: 8-16 % faster than running
 the dynamic graph.
 
     engine = OnnxRuntimeEngine('export_dir')   # or OpenVINOEngine
