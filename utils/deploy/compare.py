@@ -65,9 +65,9 @@ class Worker:
 
 def engine_worker_main(cfg):
     """The project side of a Worker: build the engine of a benchmark configuration, warm it up,
-    then answer timing requests on stdin (as official_worker.py)."""
-    import time
+    then answer timing requests on stdin (official_worker.serve)."""
     from utils.deploy.benchmark import build_engine, make_inputs
+    from utils.deploy.official_worker import serve
     try:
         engine = build_engine(cfg)
         src, bgr = make_inputs(cfg['batch_size'], cfg['height'], cfg['width'])
@@ -78,15 +78,7 @@ def engine_worker_main(cfg):
         return 1
     print(json.dumps({'ready': True, 'engine': getattr(engine, 'name', cfg['engine']),
                       'refined_patches': float(out['ref_sm'].sum())}), flush=True)
-    for line in sys.stdin:
-        if not line.strip():
-            break
-        times = []
-        for _ in range(int(line)):
-            t0 = time.perf_counter()
-            engine(src, bgr)
-            times.append((time.perf_counter() - t0) * 1000)
-        print(json.dumps({'ms': times}), flush=True)
+    serve(lambda: engine(src, bgr))
     return 0
 
 

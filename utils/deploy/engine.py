@@ -120,7 +120,6 @@ class InferenceEngine:
 
     def __init__(self, model_dir, device='cpu', precision='float32', threads=None, onednn=True,
                  tensorrt=False, gpu_memory_mb=512, gpu_id=0):
-        import paddle.inference as paddle_infer
         from utils.deploy.export import load_metadata
         if device not in DEVICES:
             raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
@@ -144,12 +143,9 @@ class InferenceEngine:
             device, precision, threads, onednn, tensorrt, gpu_memory_mb, gpu_id)
         self.onednn = device == 'cpu' and onednn
         self.tensorrt = device == 'gpu' and tensorrt
-        self.predictor = paddle_infer.create_predictor(config)
-        self._inputs = [self.predictor.get_input_handle(name) for name in ('src', 'bgr')]
-        self._outputs = [self.predictor.get_output_handle(name)
-                         for name in self.predictor.get_output_names()]
-        if len(self._outputs) != len(OUTPUT_NAMES):
-            raise RuntimeError(f'{model_dir}: the program has {len(self._outputs)} outputs, '
+        self._run = predictor_runner(config)
+        if len(self._run.output_names) != len(OUTPUT_NAMES):
+            raise RuntimeError(f'{model_dir}: the program has {len(self._run.output_names)} outputs, '
                                f'expected {len(OUTPUT_NAMES)}; re-export the weights')
 
     def __call__(self, src, bgr):
@@ -158,19 +154,16 @@ class InferenceEngine:
         bgr = np.ascontiguousarray(bgr, dtype=np.float32)
         # the dygraph model checks its inputs itself; an exported graph cannot
         check_inputs(src, bgr, multiple=4)
-        for handle, array in zip(self._inputs, (src, bgr)):
-            handle.reshape(array.shape)
-            handle.copy_from_cpu(array)
-        self.predictor.run()
-        return {name: handle.copy_to_cpu() for name, handle in zip(OUTPUT_NAMES, self._outputs)}
+        return dict(zip(OUTPUT_NAMES, self._run({'src': src, 'bgr': bgr})))
 
 
 def predictor_runner(config):
     """A Paddle Inference predictor for `config` as run(inputs: {name: array}) -> list of outputs
-    (copies) in the program's order."""
+    (copies) in the program's order; run.output_names lists them."""
     import paddle.inference as paddle_infer
     predictor = paddle_infer.create_predictor(config)
-    outputs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
+    names = predictor.get_output_names()
+    outputs = [predictor.get_output_handle(name) for name in names]
 
     def run(inputs):
         for name, array in inputs.items():
@@ -179,6 +172,7 @@ def predictor_runner(config):
             handle.copy_from_cpu(array)
         predictor.run()
         return [handle.copy_to_cpu() for handle in outputs]
+    run.output_names = names
     return run
 
 
@@ -236,11 +230,7 @@ def cpu_supports_bfloat16():
         import paddle
         return bool(paddle.base.core.supports_bfloat16())
     except Exception:  # older/other builds: ask the kernel
-        try:
-            with open('/proc/cpuinfo') as f:
-                return 'avx512_bf16' in f.read()
-        except OSError:
-            return False
+        return 'avx512_bf16' in cpu_flags()
 
 
 def auto_engine_order(flags=None):
@@ -372,8 +362,8 @@ def open_export(model_dir, engine='auto', **options):
 
 
 def _export_formats(model_dir):
-    from utils.deploy.export import load_metadata, metadata_format
-    return load_metadata(model_dir, metadata_format(model_dir)).get('formats', ['paddle'])
+    from utils.deploy.export import load_metadata
+    return load_metadata(model_dir, None)['formats']
 
 
 def _missing_packages(engine, export=False):

@@ -205,19 +205,22 @@ def _replace_dir(src, dst):
 
 
 def load_metadata(model_dir, format='paddle'):
-    """export.json of an export folder, after checking that the files of `format` are there."""
+    """export.json of an export folder, after checking that the files of `format` are there
+    (format None: of every format the folder holds)."""
     path = os.path.join(model_dir, METADATA_FILE)
     if not os.path.isfile(path):
         raise ExportError(f'{model_dir}: no {METADATA_FILE}; not a folder written by '
                           f'`python -m utils.deploy.export` (re-export the weights)')
     with open(path) as f:
         metadata = json.load(f)
-    if format not in metadata.get('formats', ['paddle']):
+    formats = metadata.setdefault('formats', ['paddle'])
+    if format is not None and format not in formats:
         flag = ' --onnx' if format == 'onnx' else ''
         raise ExportError(f'{model_dir}: the export has no {format} model; re-export with '
                           f'`python -m utils.deploy.export WEIGHTS OUT_DIR{flag}`')
-    files = [metadata['program'], metadata['params']] if format == 'paddle' else [metadata['onnx']['file']]
-    for name in files:
+    files = {'paddle': [metadata['program'], metadata['params']],
+             'onnx': [metadata['onnx']['file']] if 'onnx' in formats else []}
+    for name in sum((files[f] for f in ([format] if format else formats)), []):
         if not os.path.isfile(os.path.join(model_dir, name)):
             raise ExportError(f'{model_dir}: {name} is missing; re-export the weights')
     return metadata
@@ -359,7 +362,7 @@ def check_export(model_dir, weights, size=(256, 384), seed=0, device='cpu'):
     import numpy as np
     from utils.deploy.engine import DygraphEngine, export_engines
     from model.weights import build_model
-    metadata = load_metadata(model_dir, metadata_format(model_dir))
+    metadata = load_metadata(model_dir, None)
     options = dict(metadata['options'])
     backbone = options.pop('backbone')
     rng = np.random.default_rng(seed)
@@ -372,15 +375,6 @@ def check_export(model_dir, weights, size=(256, 384), seed=0, device='cpu'):
         out = engine(src, bgr)
         diffs[name] = {k: float(np.abs(out[k] - eager[k]).max()) for k in OUTPUT_NAMES}
     return diffs
-
-
-def metadata_format(model_dir):
-    """The first format an export folder holds ('paddle' or 'onnx'), for load_metadata."""
-    try:
-        with open(os.path.join(model_dir, METADATA_FILE)) as f:
-            return json.load(f).get('formats', ['paddle'])[0]
-    except (OSError, ValueError, IndexError):
-        return 'paddle'
 
 
 def main(argv=None):

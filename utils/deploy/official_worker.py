@@ -1,8 +1,8 @@
 """Times the official PyTorch MattingRefine on request, for utils.deploy.compare.
 
 Runs in a Python that has torch and the official model code (PyPI's `backgroundmattingv2`, the
-official repository's model/ package; or a checkout given with --official), not this project's
-environment: it imports nothing of the project.
+official repository's model/ package; or a checkout named by the settings' "official" key),
+not this project's environment: it imports nothing of the project.
 
     python official_worker.py '{"backbone": "mobilenetv2", "width": 1920, "height": 1080,
                                 "backbone_scale": 0.25, "sample_pixels": 80000, "threads": 2,
@@ -42,15 +42,21 @@ def main():
             out = model(src, bgr)
         print(json.dumps({'ready': True, 'torch': torch.__version__,
                           'refined_patches': int(out[5].sum().item())}), flush=True)
-        for line in sys.stdin:
-            if not line.strip():
-                break
-            times = []
-            for _ in range(int(line)):
-                t0 = time.perf_counter()
-                model(src, bgr)
-                times.append((time.perf_counter() - t0) * 1000)
-            print(json.dumps({'ms': times}), flush=True)
+        serve(lambda: model(src, bgr))
+
+
+def serve(call):
+    """Answer timing requests on stdin: each line N runs call() N times and prints
+    {"ms": [...]}; an empty line or EOF ends. The project's engine workers use it too."""
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        times = []
+        for _ in range(int(line)):
+            t0 = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - t0) * 1000)
+        print(json.dumps({'ms': times}), flush=True)
 
 
 if __name__ == '__main__':
