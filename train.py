@@ -40,6 +40,7 @@ __all__ = ['build_parser', 'main']
 
 def build_parser():
     """The argparse parser of train.py (official option names plus the port's additions)."""
+    from dataset.augmentation import PLATE_CHANGES
     from dataset.data_path import add_data_path_arguments
     from model.options import BACKBONES, REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
     from utils.deploy.engine import DEVICES
@@ -99,6 +100,10 @@ def build_parser():
                         'which restores the saved ones)')
     t.add_argument('--extra-augmentation', action='store_true',
                    help='add plate exposure changes and JPEG artifacts to the official augmentation')
+    t.add_argument('--plate-change', choices=list(PLATE_CHANGES), default='official',
+                   help='how far the plate may drift from the background behind the subject: official '
+                        '(hand-held plate shot apart) or light (fixed camera settings, aligned plate; '
+                        'keeps faint differences meaningful) (default: official)')
     t.add_argument('--valid-samples', type=int, default=50, help='size of the fixed validation subset (default 50)')
     t.add_argument('--synthetic-length', type=int, default=256,
                    help='training samples per epoch of --dataset-name synthetic or real (default 256)')

@@ -39,8 +39,22 @@ __all__ = [
     'PairRandomBoxBlur', 'PairRandomSharpen', 'PairApplyOnlyAtIndices',
     'affine_matrix', 'color_jitter',
     'random_crop', 'add_shadow', 'composite', 'add_noise', 'jitter_plate_color',
-    'change_exposure', 'misalign_plate', 'jpeg_artifacts', 'augment_batch',
+    'change_exposure', 'misalign_plate', 'jpeg_artifacts', 'augment_batch', 'PLATE_CHANGES',
 ]
+
+# How far the plate given to the model may drift from the background behind the subject, per
+# preset: colour jitter strengths and plate shake. 'official' is the official recipe (a plate
+# shot minutes apart by a hand-held camera: hue shifts up to 36 degrees, shifts of 1 % of the
+# width). 'light' is a plate shot with the same, fixed camera settings, as a tripod capture or
+# an aligned hand-held plate gives: the large changes of 'official' are bigger than the
+# difference a translucent or background-coloured subject makes, so a model trained on them
+# learns to ignore exactly the faint differences that carry alpha.
+PLATE_CHANGES = {
+    'official': {'jitter': dict(brightness=0.18, contrast=0.18, saturation=0.18, hue=0.1),
+                 'misalign': dict(degrees=1.0, translate=0.01)},
+    'light': {'jitter': dict(brightness=0.06, contrast=0.06, saturation=0.06, hue=0.015),
+              'misalign': dict(degrees=0.3, translate=0.003)},
+}
 
 # Rec. 601 luma weights: the grayscale used by colour jitter (same convention as the usual
 # image libraries, so jitter strengths mean what people expect).
@@ -519,7 +533,7 @@ def jpeg_artifacts(batch, rng, prob=0.1, quality=(60, 95)):
 
 
 def augment_batch(pha, fgr, bgr, rng, crop=(256, 512), shadow_prob=0.3, noise_prob=0.4, jitter_prob=0.8,
-                  misalign_prob=0.3, exposure_prob=0.3, jpeg_prob=0.1):
+                  misalign_prob=0.3, exposure_prob=0.3, jpeg_prob=0.1, plate_change='official'):
     """The per-step augmentation of the training loop, chained in the official order.
 
     pha (N,1,H,W), fgr (N,3,H,W), bgr (N,3,H,W) float32 in [0, 1] (the clean background).
@@ -528,15 +542,19 @@ def augment_batch(pha, fgr, bgr, rng, crop=(256, 512), shadow_prob=0.3, noise_pr
     colour-jittered, misaligned, re-exposed), pha/fgr the targets (cropped like the rest).
     crop=None keeps the input size. Set a probability to 0 to switch a step off; the
     exposure and JPEG steps are additions to the official recipe (real photos need them).
+    plate_change names the strengths of the plate jitter and shake (``PLATE_CHANGES``).
     """
+    if plate_change not in PLATE_CHANGES:
+        raise ValueError(f'unknown plate change {plate_change!r}; use one of {", ".join(PLATE_CHANGES)}')
+    change = PLATE_CHANGES[plate_change]
     if crop is not None:
         pha, fgr, bgr = random_crop([pha, fgr, bgr], rng, crop)
     src_bgr = add_shadow(bgr, pha, rng, prob=shadow_prob)
     src = composite(fgr, pha, src_bgr)
     src, bgr = add_noise(src, bgr, rng, prob=noise_prob)
-    bgr = jitter_plate_color(bgr, rng, prob=jitter_prob)
+    bgr = jitter_plate_color(bgr, rng, prob=jitter_prob, **change['jitter'])
     bgr = change_exposure(bgr, rng, prob=exposure_prob)
-    bgr = misalign_plate(bgr, rng, prob=misalign_prob)
+    bgr = misalign_plate(bgr, rng, prob=misalign_prob, **change['misalign'])
     src = jpeg_artifacts(src, rng, prob=jpeg_prob)
     bgr = jpeg_artifacts(bgr, rng, prob=jpeg_prob)
     return src, bgr, pha.astype(np.float32), fgr.astype(np.float32)

@@ -58,20 +58,23 @@ class BatchAugment:
         extra: also apply the dataset package's additions to the official recipe (plate
             exposure change, JPEG artifacts); False is the official recipe: random crop,
             shadow (p=0.3), noise (p=0.4), plate colour jitter (p=0.8), plate affine (p=0.3).
+        plate_change: strengths of the plate jitter and shake, a key of
+            ``dataset.augmentation.PLATE_CHANGES`` ('official' or 'light').
     Inputs/outputs are NCHW float32 numpy arrays in [0, 1]; see `dataset.augmentation.augment_batch`.
     """
 
-    def __init__(self, crop, extra=False):
+    def __init__(self, crop, extra=False, plate_change='official'):
         self.crop = tuple(crop) if crop is not None else None
         self.extra = extra
+        self.plate_change = plate_change
 
     def __call__(self, pha, fgr, bgr, rng):
         from dataset.augmentation import augment_batch
         extra = {} if self.extra else {'exposure_prob': 0.0, 'jpeg_prob': 0.0}
-        return augment_batch(pha, fgr, bgr, rng, crop=self.crop, **extra)
+        return augment_batch(pha, fgr, bgr, rng, crop=self.crop, plate_change=self.plate_change, **extra)
 
     def __repr__(self):
-        return f'BatchAugment(crop={self.crop}, extra={self.extra})'
+        return f'BatchAugment(crop={self.crop}, extra={self.extra}, plate_change={self.plate_change!r})'
 
 
 class MattingBatches(paddle.io.Dataset):

@@ -348,6 +348,21 @@ def test_augment_batch_shapes_and_determinism():
     assert np.allclose(src0, A.composite(fgr, pha, bgr)) and np.array_equal(plate0, bgr)
 
 
+def test_light_plate_change_keeps_the_plate_closer_than_official():
+    # smooth images, as photos are: a plate shake then moves pixels by about the shift
+    pha, fgr, bgr = _batch(n=4, h=64, w=64)
+    bgr = np.stack([cv2.GaussianBlur(b.transpose(1, 2, 0), (0, 0), 4).transpose(2, 0, 1) for b in bgr])
+    off = dict(crop=None, shadow_prob=0, noise_prob=0, exposure_prob=0, jpeg_prob=0, jitter_prob=1, misalign_prob=1)
+    gap = {}
+    for change in ('official', 'light'):
+        diffs = [np.abs(A.augment_batch(pha, fgr, bgr, _rng(s), plate_change=change, **off)[1] - bgr).mean()
+                 for s in range(8)]
+        gap[change] = float(np.mean(diffs))
+    assert 0 < gap['light'] < 0.5 * gap['official']
+    with pytest.raises(ValueError, match='unknown plate change .*official, light'):
+        A.augment_batch(pha, fgr, bgr, _rng(0), plate_change='tripod', **off)
+
+
 # ------------------------------------------------------------------------- synthetic data
 
 @pytest.mark.parametrize('size', [(64, 64), (48, 80)])

@@ -292,10 +292,11 @@ def test_signal_to_the_process_group_with_dataloader_workers_saves_a_checkpoint(
 def test_refine_stage_starts_from_the_base_checkpoint_folder(logged_run, tmp_path, capsys):
     base_folder = str(logged_run / 'checkpoint' / 'logged')
     assert train.main(tiny_args(tmp_path, 'refine', 'refine', '--model-last-checkpoint', base_folder,
-                                '--max-steps', '1')) == 0
+                                '--max-steps', '1', '--plate-change', 'light')) == 0
     out = capsys.readouterr().out
     # Everything but the refiner (and its BatchNorm statistics) comes from the base checkpoint.
     assert 'epoch-0.pdparams: 302/319 entries matched' in out
+    assert 'plate change light' in out
 
 
 def test_refine_stage_starts_from_an_official_pth(tmp_path, capsys):

@@ -15,11 +15,17 @@ SECONDS_BUDGET=${SECONDS_BUDGET:-3600}
 NAME=${NAME:-real-refine}
 FROM=${FROM:-weights/bgmv2_mobilenetv2_synthetic.pdparams}
 LR_SCALE=${LR_SCALE:-4}
+# light: the plate differs from the background behind the subject only by what a fixed camera
+# gives (see dataset.augmentation.PLATE_CHANGES); official: the official, much larger changes.
+PLATE=${PLATE:-light}
+# Scenes are a function of (seed, epoch, index): a run that starts from another run's weights
+# sees new scenes only with another seed.
+SEED=${SEED:-0}
 
 timeout --foreground --preserve-status -s TERM "$SECONDS_BUDGET" python train.py --stage refine \
-    --dataset-name real --model-backbone mobilenetv2 --device cpu --seed 0 --resume \
+    --dataset-name real --model-backbone mobilenetv2 --device cpu --seed "$SEED" --resume \
     --model-name "$NAME" --model-last-checkpoint "$FROM" --lr-scale "$LR_SCALE" \
-    --extra-augmentation --num-workers 1 --no-progress --epoch-end 1000 \
+    --extra-augmentation --plate-change "$PLATE" --num-workers 1 --no-progress --epoch-end 1000 \
     --batch-size 4 --sample-size 384 --crop-size 256 384 --synthetic-length 2000 --valid-samples 16 \
     --model-backbone-scale 0.5 --model-refine-mode sampling --model-refine-sample-pixels 20000 \
     --log-train-loss-interval 10 --log-train-images-interval 200 --log-valid-interval 100 \

@@ -455,7 +455,8 @@ class Trainer:
                                                         data_root=args.data_root)
         per_rank = args.batch_size // self.world_size
         self.train_batches = MattingBatches(self.train_set, per_rank, seed=args.seed, shuffle=True,
-                                            augment=BatchAugment(args.crop_size, extra=args.extra_augmentation),
+                                            augment=BatchAugment(args.crop_size, extra=args.extra_augmentation,
+                                                                 plate_change=args.plate_change),
                                             drop_last=True, rank=self.rank, world_size=self.world_size)
         self.steps_per_epoch = self.train_batches.batches_per_epoch
         if self.steps_per_epoch == 0:
@@ -599,8 +600,8 @@ class Trainer:
         args = self.args
         self.say(f'[TRAIN] stage {args.stage}, {type(self.model).__name__}({args.model_backbone}), data '
                  f'{args.dataset_name}: {len(self.train_set)} train / {len(self.valid_set)} valid samples of '
-                 f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, batch {args.batch_size} '
-                 f'({self.world_size} process(es), {self.device}{", amp" if self.amp else ""}), '
+                 f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, plate change '
+                 f'{self.train_batches.augment.plate_change}, batch {args.batch_size} ({self.world_size} process(es), {self.device}{", amp" if self.amp else ""}), '
                  f'{self.steps_per_epoch} steps/epoch, epochs {self.epoch}..{args.epoch_end - 1}, lrs '
                  + ', '.join(f'{k} {v:g}' for k, v in self.lrs.items()))
         stopped_by = None
