@@ -43,15 +43,14 @@ __all__ = [
 ]
 
 # How far the plate given to the model may drift from the background behind the subject, per
-# preset: colour jitter strengths and plate shake. 'official' is the official recipe (a plate
-# shot minutes apart by a hand-held camera: hue shifts up to 36 degrees, shifts of 1 % of the
-# width). 'light' is a plate shot with the same, fixed camera settings, as a tripod capture or
-# an aligned hand-held plate gives: the large changes of 'official' are bigger than the
-# difference a translucent or background-coloured subject makes, so a model trained on them
-# learns to ignore exactly the faint differences that carry alpha.
+# preset: keyword arguments of jitter_plate_color and misalign_plate. 'official' keeps their
+# defaults, the official recipe (a plate shot minutes apart by a hand-held camera: hue shifts up
+# to 36 degrees, shifts of 1 % of the width). 'light' is a plate shot with the same, fixed camera
+# settings, as a tripod capture or an aligned hand-held plate gives: the large changes of
+# 'official' are bigger than the difference a translucent or background-coloured subject makes,
+# so a model trained on them learns to ignore exactly the faint differences that carry alpha.
 PLATE_CHANGES = {
-    'official': {'jitter': dict(brightness=0.18, contrast=0.18, saturation=0.18, hue=0.1),
-                 'misalign': dict(degrees=1.0, translate=0.01)},
+    'official': {'jitter': {}, 'misalign': {}},
     'light': {'jitter': dict(brightness=0.06, contrast=0.06, saturation=0.06, hue=0.015),
               'misalign': dict(degrees=0.3, translate=0.003)},
 }

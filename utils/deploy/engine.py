@@ -164,10 +164,11 @@ def predictor_runner(config):
     predictor = paddle_infer.create_predictor(config)
     names = predictor.get_output_names()
     outputs = [predictor.get_output_handle(name) for name in names]
+    handles = {name: predictor.get_input_handle(name) for name in predictor.get_input_names()}
 
     def run(inputs):
         for name, array in inputs.items():
-            handle = predictor.get_input_handle(name)
+            handle = handles[name]
             handle.reshape(array.shape)
             handle.copy_from_cpu(array)
         predictor.run()

@@ -601,7 +601,8 @@ class Trainer:
         self.say(f'[TRAIN] stage {args.stage}, {type(self.model).__name__}({args.model_backbone}), data '
                  f'{args.dataset_name}: {len(self.train_set)} train / {len(self.valid_set)} valid samples of '
                  f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, plate change '
-                 f'{self.train_batches.augment.plate_change}, batch {args.batch_size} ({self.world_size} process(es), {self.device}{", amp" if self.amp else ""}), '
+                 f'{args.plate_change}, batch {args.batch_size} ({self.world_size} process(es), {self.device}'
+                 f'{", amp" if self.amp else ""}), '
                  f'{self.steps_per_epoch} steps/epoch, epochs {self.epoch}..{args.epoch_end - 1}, lrs '
                  + ', '.join(f'{k} {v:g}' for k, v in self.lrs.items()))
         stopped_by = None
