@@ -91,6 +91,9 @@ def build_parser():
     t.add_argument('--epoch-end', type=int, required=True, help='train up to this epoch (exclusive)')
     t.add_argument('--max-steps', type=int, default=0,
                    help='stop (with a checkpoint) once this many steps are done in total; 0: no limit')
+    t.add_argument('--max-seconds', type=float, default=0,
+                   help='stop (with a checkpoint) after the first step that ends this many seconds after the '
+                        'start, on every process at the same step; 0: no limit (default 0)')
     t.add_argument('--sample-size', type=int, nargs='+', default=None, metavar='PX',
                    help='H [W] of the dataset samples before cropping (default: base 512, refine 2048)')
     t.add_argument('--crop-size', type=int, nargs=2, default=None, metavar=('MIN', 'MAX'),

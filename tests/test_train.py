@@ -234,6 +234,15 @@ def test_resume_of_a_finished_run_does_nothing(tmp_path, capsys):
     assert max_state_diff(as_numpy(before['model']), as_numpy(after['model'])) == 0
 
 
+def test_max_seconds_stops_with_a_checkpoint_and_resume_goes_on(tmp_path, capsys):
+    assert train.main(tiny_args(tmp_path, 'timed', 'base', '--max-seconds', '0.001', steps_per_epoch=10)) == 0
+    assert '--max-seconds 0.001 reached at step 1; continue with --resume' in capsys.readouterr().out
+    assert load_checkpoint(str(tmp_path / 'checkpoint' / 'timed'))['meta']['step'] == 1
+    assert train.main(tiny_args(tmp_path, 'timed', 'base', '--resume', '--max-seconds', '600',
+                                steps_per_epoch=10)) == 0
+    assert load_checkpoint(str(tmp_path / 'checkpoint' / 'timed'))['meta']['step'] == 10
+
+
 def run_until(cmd, marker, sig, group=False):
     """Start train.py, send `sig` once `marker` is printed; returns (exit status, output)."""
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -338,6 +347,7 @@ def test_missing_dataset_folder_names_the_data_path_entry(tmp_path, capsys):
     (['--amp'], '--amp needs --device gpu'),
     (['--crop-size', '64', '48'], '--crop-size takes MIN MAX'),
     (['--epoch-start', '3'], '--epoch-end (1) must be greater'),
+    (['--max-seconds', '-5'], '--max-seconds must be 0 (no limit) or positive'),
     (['--model-last-checkpoint', 'no/such/file.pdparams'], 'no such checkpoint file or folder'),
     (['--model-pretrain-initialization', 'no/such/deeplab.pdparams'], 'no such file'),
 ])
@@ -376,10 +386,8 @@ def test_latest_pointer_to_a_missing_file_is_reported(tmp_path, capsys):
 # Data parallel
 # ---------------------------------------------------------------------------------------------
 
-def test_two_cpu_processes_with_paddle_distributed_launch(tmp_path):
-    """DataParallel over 2 CPU processes (gloo): both ranks end with identical trainable weights."""
-    args = tiny_args(tmp_path, 'dp', 'refine', steps_per_epoch=4)  # 8 samples
-    args[args.index('--batch-size') + 1] = '4'  # total: 2 per process, so 2 steps
+def launch_two_cpu_processes(tmp_path, args):
+    """Run train.py under paddle.distributed.launch with 2 CPU processes; returns {rank: checksum}."""
     launch_log = tmp_path / 'launch'
     proc = subprocess.run([sys.executable, '-m', 'paddle.distributed.launch', '--nproc_per_node', '2',
                            '--log_dir', str(launch_log), 'train.py', *args],
@@ -392,9 +400,26 @@ def test_two_cpu_processes_with_paddle_distributed_launch(tmp_path):
             if 'trainable parameter checksum' in line:
                 rank = line.split('rank ')[1].split(':')[0]
                 checksums[rank] = line.rsplit(' ', 1)[1]
+    return checksums
+
+
+def test_two_cpu_processes_with_paddle_distributed_launch(tmp_path):
+    """DataParallel over 2 CPU processes (gloo): both ranks end with identical trainable weights."""
+    args = tiny_args(tmp_path, 'dp', 'refine', steps_per_epoch=4)  # 8 samples
+    args[args.index('--batch-size') + 1] = '4'  # total: 2 per process, so 2 steps
+    checksums = launch_two_cpu_processes(tmp_path, args)
     assert set(checksums) == {'0', '1'} and checksums['0'] == checksums['1'], checksums
     state = load_checkpoint(str(tmp_path / 'checkpoint' / 'dp'))
     assert state['meta']['world_size'] == 2 and state['meta']['step'] == 2
+
+
+def test_max_seconds_stops_both_cpu_processes_at_the_same_step(tmp_path):
+    """The time limit of tools/train_real.sh: every rank stops at one step, and it is saved."""
+    args = tiny_args(tmp_path, 'dp-timed', 'refine', '--max-seconds', '0.001', steps_per_epoch=20)
+    args[args.index('--batch-size') + 1] = '4'
+    checksums = launch_two_cpu_processes(tmp_path, args)
+    assert set(checksums) == {'0', '1'} and checksums['0'] == checksums['1'], checksums
+    assert load_checkpoint(str(tmp_path / 'checkpoint' / 'dp-timed'))['meta']['step'] == 1
 
 
 def test_prune_keeps_the_newest_the_latest_and_epoch_ends(tmp_path):

@@ -65,7 +65,8 @@ TrainResult = collections.namedtuple('TrainResult', ['step', 'epoch', 'stopped_b
 TrainResult.__doc__ = """What `train` did.
 
 step: optimizer steps completed (counting those before a resume); epoch: the epoch the run
-ended in; stopped_by: None (finished / --max-steps) or the signal number that stopped it;
+ended in; stopped_by: None (finished / --max-steps / --max-seconds) or the signal number that
+stopped it;
 checkpoint: the last checkpoint written (or None); losses: [(step, mean training loss over
 the log interval)] of this run.
 """
@@ -100,6 +101,8 @@ def _check_args(args, world_size):
     if args.epoch_end <= args.epoch_start:
         raise TrainingError(f'--epoch-end ({args.epoch_end}) must be greater than --epoch-start '
                             f'({args.epoch_start})')
+    if args.max_seconds < 0:
+        raise TrainingError(f'--max-seconds must be 0 (no limit) or positive, got {args.max_seconds:g}')
     if args.batch_size % world_size:
         raise TrainingError(f'--batch-size {args.batch_size} is the total over {world_size} processes '
                             f'and must be divisible by it')
@@ -380,13 +383,14 @@ def _checkpoint_meta(args, step, epoch, batch, batches_per_epoch, lrs, world_siz
             'world_size': world_size, 'args': plain}
 
 
-def _any_rank(flag, world_size):
-    """True on every rank if `flag` is True on any rank (so that all ranks stop at the same step)."""
+def _any_rank(flags, world_size):
+    """For each flag, True on every rank if it is True on any rank (so that all ranks stop at
+    the same step): a tuple of bools in, the same length out."""
     if world_size == 1:
-        return flag
-    t = paddle.to_tensor([1 if flag else 0], dtype='int32')
+        return tuple(bool(f) for f in flags)
+    t = paddle.to_tensor([1 if f else 0 for f in flags], dtype='int32')
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return tuple(bool(v) for v in t.numpy())
 
 
 def _setup_device(args, world_size):
@@ -414,8 +418,8 @@ class Trainer:
 
     Construction does everything that can fail on bad input (options, data folders,
     weights, checkpoints) before any step is taken; `run()` then trains from the current
-    position (step, epoch, batch within the epoch) to --epoch-end or --max-steps, or until
-    SIGINT/SIGTERM, and returns a `TrainResult`.
+    position (step, epoch, batch within the epoch) to --epoch-end, --max-steps or --max-seconds,
+    or until SIGINT/SIGTERM, and returns a `TrainResult`.
     """
 
     def __init__(self, args):
@@ -596,8 +600,9 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self):
-        """Train to --epoch-end (or --max-steps, or a signal); returns a `TrainResult`."""
+        """Train to --epoch-end (or --max-steps, --max-seconds, a signal); returns a `TrainResult`."""
         args = self.args
+        self.deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
         self.say(f'[TRAIN] stage {args.stage}, {type(self.model).__name__}({args.model_backbone}), data '
                  f'{args.dataset_name}: {len(self.train_set)} train / {len(self.valid_set)} valid samples of '
                  f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, plate change '
@@ -644,7 +649,7 @@ class Trainer:
         """Train the rest of the current epoch.
 
         Returns False when the epoch is complete and training goes on; otherwise it stopped:
-        the signal number (SIGINT/SIGTERM) or None (--max-steps).
+        the signal number (SIGINT/SIGTERM) or None (--max-steps, --max-seconds).
         """
         from tqdm import tqdm
         args = self.args
@@ -685,14 +690,19 @@ class Trainer:
                 if self.is_main and self.step % args.log_valid_interval == 0:
                     self._validate(writer)
 
-                stopping = _any_rank(stop.requested, self.world_size)
-                at_max = bool(args.max_steps) and self.step >= args.max_steps
+                # One reduction decides both: ranks may disagree about the clock by a step.
+                out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
+                stopping, out_of_time = _any_rank((stop.requested, out_of_time), self.world_size)
+                at_max = out_of_time or (bool(args.max_steps) and self.step >= args.max_steps)
                 if self.batch == self.steps_per_epoch:
                     self._save(checkpoint_name(self.epoch))
                 elif self.step % args.checkpoint_interval == 0 or stopping or at_max:
                     self._save(checkpoint_name(self.epoch, self.step))
                 if stopping or at_max:
                     result = stop.signum if stopping else None
+                    if out_of_time and not stopping:
+                        self.say(f'[TRAIN] --max-seconds {args.max_seconds:g} reached at step {self.step}; '
+                                 f'continue with --resume')
                     break
             if self.batch >= self.steps_per_epoch:
                 # Let the iterator reach its end: it then stops its workers itself. Dropping it
