@@ -5,10 +5,10 @@
 #
 #   python -m dataset.prepare                    # once: the photographs (about 215 MB download)
 #   SECONDS_BUDGET=3600 sh tools/train_real.sh   # train for an hour; re-run to continue (--resume)
-#   python -m utils.convert_weights checkpoint/real-refine/<latest> weights.pdparams
+#   python -m utils.convert_weights checkpoint/real-refine/<latest> weights.pdparams --precise-bn 100
 #
 # PROCS data-parallel CPU processes (python -m paddle.distributed.launch, default 2: one per
-# core, which trains about twice as fast as one process on a 2-core machine; the batch of 4 is
+# core: 1.7 times the steps per second of one process on a 2-core machine); the batch of 4 is
 # split between them). The budget is train.py --max-seconds: every process stops at the same
 # step and a checkpoint is saved. A single process (PROCS=1) also stops cleanly on
 # `kill -TERM <pid of train.py>`; an interrupted multi-process run loses at most the steps since
@@ -25,6 +25,11 @@ PLATE=${PLATE:-light}
 # Scenes are a function of (seed, epoch, index): a run that starts from another run's weights
 # sees new scenes only with another seed.
 SEED=${SEED:-0}
+# The base network sees SAMPLE_SIZE x BACKBONE_SCALE pixels; 0.25 is the scale the model runs at
+# on HD input, so the refiner is trained on the coarse output it gets there.
+BACKBONE_SCALE=${BACKBONE_SCALE:-0.5}
+SAMPLE_SIZE=${SAMPLE_SIZE:-384}
+CROP_MIN=$((SAMPLE_SIZE * 2 / 3 / 4 * 4))
 
 PROCS=${PROCS:-2}
 if [ "$PROCS" -gt 1 ]; then
@@ -37,8 +42,8 @@ fi
     --dataset-name real --model-backbone mobilenetv2 --device cpu --seed "$SEED" --resume \
     --model-name "$NAME" --model-last-checkpoint "$FROM" --lr-scale "$LR_SCALE" \
     --extra-augmentation --plate-change "$PLATE" --num-workers 1 --no-progress --epoch-end 1000 \
-    --batch-size 4 --sample-size 384 --crop-size 256 384 --synthetic-length 2000 --valid-samples 16 \
-    --model-backbone-scale 0.5 --model-refine-mode sampling --model-refine-sample-pixels 20000 \
+    --batch-size 4 --sample-size "$SAMPLE_SIZE" --crop-size "$CROP_MIN" "$SAMPLE_SIZE" --synthetic-length 2000 --valid-samples 16 \
+    --model-backbone-scale "$BACKBONE_SCALE" --model-refine-mode sampling --model-refine-sample-pixels 20000 \
     --log-train-loss-interval 10 --log-train-images-interval 200 --log-valid-interval 100 \
     --checkpoint-interval 50 --keep-checkpoints 3 --max-seconds "$SECONDS_BUDGET"
 status=$?

@@ -3,6 +3,7 @@
 Command line:
     python -m utils.convert_weights pytorch_mobilenetv2.pth weights/mobilenetv2_official.pdparams
     python -m utils.convert_weights checkpoint/NAME/epoch-3.pdparams weights.pdparams
+    python -m utils.convert_weights checkpoint/NAME/epoch-3.pdparams weights.pdparams --precise-bn 100
     python -m utils.convert_weights deeplabv3_mobilenetv2.pth start.pdparams --deeplabv3 mobilenetv2
 
 Reading and mapping the weights is `model.weights`; this module writes the result.
@@ -28,16 +29,21 @@ def save_pdparams(state_dict, path):
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def convert_checkpoint(src, dst, deeplabv3_backbone=None):
+def convert_checkpoint(src, dst, deeplabv3_backbone=None, precise_bn=0, progress=False):
     """Convert an official checkpoint file to .pdparams; returns the detected config.
 
     `src` may also be a Paddle file: a training checkpoint of train.py (model, optimizer, step,
-    ...) is reduced to the model weights, the small file predict.py and eval.py need.
+    ...) is reduced to the model weights, the small file predict.py and eval.py need; with
+    `precise_bn` > 0 its BatchNorm statistics are recomputed over that many batches drawn like
+    its run's (``utils.training.precise_bn``).
     With `deeplabv3_backbone`, `src` is a pretrained DeepLabV3 checkpoint: its entries are
     renamed and the ones that match MattingBase(backbone) are written.
     """
     if not deeplabv3_backbone:
         state, config = load_weights(src)  # official .pth, or Paddle weights / training checkpoint
+        if precise_bn:
+            from utils.training.precise_bn import precise_bn_weights
+            state = precise_bn_weights(src, precise_bn, progress=progress)
         save_pdparams(state, dst)
         return config
     state = convert_deeplabv3_state_dict(read_torch_checkpoint(src), deeplabv3_backbone)
@@ -62,9 +68,17 @@ def main(argv=None):
     parser.add_argument('dst', help='output .pdparams path')
     parser.add_argument('--deeplabv3', metavar='BACKBONE', choices=BACKBONES,
                         help='src is pretrained DeepLabV3 weights for this backbone (training start point)')
+    parser.add_argument('--precise-bn', type=int, default=0, metavar='BATCHES',
+                        help='src is a train.py checkpoint: recompute its BatchNorm statistics as the average '
+                             'over this many batches drawn like its run\'s (see utils.training.precise_bn); '
+                             '0: keep the saved running averages (default 0)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
+    if args.precise_bn < 0 or (args.precise_bn and args.deeplabv3):
+        parser.error('--precise-bn takes a positive number of batches and a train.py checkpoint, not --deeplabv3')
     try:
-        config = convert_checkpoint(args.src, args.dst, args.deeplabv3)
+        config = convert_checkpoint(args.src, args.dst, args.deeplabv3, precise_bn=args.precise_bn,
+                                    progress=not args.no_progress)
     except CheckpointError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

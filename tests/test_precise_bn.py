@@ -1,0 +1,86 @@
+"""Tests of utils/training/precise_bn.py and `python -m utils.convert_weights --precise-bn`."""
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+
+from conftest import ROOT
+import train
+from utils.training.checkpoint import load_checkpoint
+from utils.training.precise_bn import batch_norm_layers, recompute_bn_statistics
+
+
+class _TwoInputs(paddle.nn.Layer):
+    """The matting models' call signature (src, bgr) around one BatchNorm layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = paddle.nn.BatchNorm2D(3)
+
+    def forward(self, src, bgr):
+        return self.bn(src - bgr)
+
+
+def test_statistics_become_the_average_over_the_batches():
+    rng = np.random.default_rng(0)
+    # batches with very different statistics: a momentum average would favour the last ones
+    batches = [(rng.normal(k, 1 + k, (2, 3, 5, 4)).astype(np.float32), np.zeros((2, 3, 5, 4), np.float32))
+               for k in range(4)]
+    model = _TwoInputs()
+    assert recompute_bn_statistics(model, batches) == 4
+    means = [src.mean(axis=(0, 2, 3)) for src, _ in batches]
+    variances = [src.var(axis=(0, 2, 3)) for src, _ in batches]  # Paddle keeps the biased batch variance
+    np.testing.assert_allclose(model.bn._mean.numpy(), np.mean(means, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(model.bn._variance.numpy(), np.mean(variances, axis=0), rtol=1e-4)
+    assert not model.training and model.bn._momentum == 0.9  # the layer's own momentum is back
+
+
+def tiny_run(tmp_path):
+    args = ['--stage', 'refine', '--dataset-name', 'synthetic', '--model-backbone', 'mobilenetv2',
+            '--model-name', 'pbn', '--epoch-end', '1', '--device', 'cpu', '--batch-size', '2',
+            '--sample-size', '64', '--crop-size', '48', '64', '--synthetic-length', '4', '--valid-samples', '2',
+            '--num-workers', '0', '--no-progress', '--model-refine-sample-pixels', '1024',
+            '--checkpoint-dir', str(tmp_path / 'checkpoint'), '--log-dir', str(tmp_path / 'log')]
+    assert train.main(args) == 0
+    return str(tmp_path / 'checkpoint' / 'pbn' / 'epoch-0.pdparams')
+
+
+def convert(*args):
+    return subprocess.run([sys.executable, '-m', 'utils.convert_weights', *args, '--no-progress'], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_recomputes_only_the_statistics_of_a_training_checkpoint(tmp_path):
+    checkpoint = tiny_run(tmp_path)
+    dst = str(tmp_path / 'precise.pdparams')
+    proc = convert(checkpoint, dst, '--precise-bn', '3')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'MattingRefine' in proc.stdout
+    weights = paddle.load(dst, return_numpy=True)
+    saved = {k: v.numpy() for k, v in load_checkpoint(checkpoint)['model'].items()}
+    assert sorted(weights) == sorted(saved)
+    statistics = {k for k in saved if k.endswith(('._mean', '._variance'))}
+    assert len(statistics) == 2 * len(batch_norm_layers(train_model_like(checkpoint)))
+    changed = [k for k in statistics if not np.allclose(weights[k], saved[k])]
+    assert len(changed) > len(statistics) // 2
+    for k in set(saved) - statistics:  # learned weights untouched
+        np.testing.assert_array_equal(weights[k], saved[k])
+
+    # the batches are a function of the checkpoint's options and a fixed seed: same result again
+    again = str(tmp_path / 'again.pdparams')
+    assert convert(checkpoint, again, '--precise-bn', '3').returncode == 0
+    second = paddle.load(again, return_numpy=True)
+    for k in statistics:
+        np.testing.assert_allclose(second[k], weights[k], rtol=1e-5, atol=1e-6)
+
+    # plain weights carry no options to draw batches from: a one-line error
+    proc = convert(dst, str(tmp_path / 'x.pdparams'), '--precise-bn', '3')
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'holds weights only' in proc.stderr and 'needs a train.py checkpoint' in proc.stderr
+
+
+def train_model_like(checkpoint):
+    from types import SimpleNamespace
+    from utils.training.loop import new_model
+    return new_model(SimpleNamespace(**load_checkpoint(checkpoint)['meta']['args']))
