@@ -42,7 +42,8 @@ from utils.training.checkpoint import (checkpoint_name, latest_checkpoint, load_
 from dataset.batches import GENERATED, BatchAugment, MattingBatches, build_datasets
 from utils.training.losses import loss_terms_base, loss_terms_refine
 
-__all__ = ['STAGES', 'TrainingError', 'TrainResult', 'fill_stage_defaults', 'new_model', 'build_optimizer',
+__all__ = ['STAGES', 'TrainingError', 'TrainResult', 'fill_stage_defaults', 'new_model', 'run_datasets',
+           'run_augment', 'build_optimizer',
            'forward_losses', 'StopRequest', 'make_grid', 'validate', 'Trainer', 'train']
 
 # Per-stage settings of the official scripts. 'lrs' are Adam learning rates per model part;
@@ -131,6 +132,24 @@ def new_model(args):
     return MattingRefine(args.model_backbone, args.model_backbone_scale, args.model_refine_mode,
                          args.model_refine_sample_pixels, args.model_refine_threshold,
                          args.model_refine_kernel_size)
+
+
+def run_datasets(args, seed=None, synthetic_length=None):
+    """(train, valid) datasets of a run's options: train.py's namespace, or the options a
+    checkpoint saved (``meta['args']``). `seed` and `synthetic_length` replace the run's own."""
+    table = None
+    if args.dataset_name not in GENERATED:
+        from dataset.data_path import load_data_path
+        table = load_data_path(config=args.data_config, data_root=args.data_root, overrides=args.data_path)
+    return build_datasets(args.dataset_name, tuple(args.sample_size), args.valid_samples,
+                          seed=args.seed if seed is None else seed, table=table,
+                          synthetic_length=synthetic_length or args.synthetic_length, data_root=args.data_root)
+
+
+def run_augment(args):
+    """The per-step augmentation of a run's options (see `run_datasets`)."""
+    return BatchAugment(tuple(args.crop_size) if args.crop_size else None, extra=args.extra_augmentation,
+                        plate_change=args.plate_change)
 
 
 def build_optimizer(model, lrs):
@@ -449,19 +468,12 @@ class Trainer:
 
     def _build_data(self):
         args = self.args
-        table = None
-        if args.dataset_name not in GENERATED:  # a missing folder is reported before the model is built
-            from dataset.data_path import load_data_path
-            table = load_data_path(config=args.data_config, data_root=args.data_root, overrides=args.data_path)
-        self.train_set, self.valid_set = build_datasets(args.dataset_name, args.sample_size, args.valid_samples,
-                                                        seed=args.seed, table=table,
-                                                        synthetic_length=args.synthetic_length,
-                                                        data_root=args.data_root)
+        # a missing data folder is reported here, before the model is built
+        self.train_set, self.valid_set = run_datasets(args)
         per_rank = args.batch_size // self.world_size
         self.train_batches = MattingBatches(self.train_set, per_rank, seed=args.seed, shuffle=True,
-                                            augment=BatchAugment(args.crop_size, extra=args.extra_augmentation,
-                                                                 plate_change=args.plate_change),
-                                            drop_last=True, rank=self.rank, world_size=self.world_size)
+                                            augment=run_augment(args), drop_last=True, rank=self.rank,
+                                            world_size=self.world_size)
         self.steps_per_epoch = self.train_batches.batches_per_epoch
         if self.steps_per_epoch == 0:
             raise TrainingError(f'the training set has {len(self.train_set)} samples, fewer than one batch of '

@@ -75,18 +75,12 @@ def checkpoint_batches(meta_args, count, seed=PRECISE_BN_SEED):
     Same data set, sample size, crop range, augmentation and plate changes, the run's total
     batch size, and another seed. Returns a `dataset.batches.MattingBatches`.
     """
-    from dataset.batches import GENERATED, BatchAugment, MattingBatches, build_datasets
-    a = types.SimpleNamespace(**meta_args)
-    table = None
-    if a.dataset_name not in GENERATED:
-        from dataset.data_path import load_data_path
-        table = load_data_path(config=getattr(a, 'data_config', None), data_root=getattr(a, 'data_root', None),
-                               overrides=getattr(a, 'data_path', None) or ())
-    train_set, _ = build_datasets(a.dataset_name, tuple(a.sample_size), 1, seed=seed, table=table,
-                                  synthetic_length=count * a.batch_size, data_root=getattr(a, 'data_root', None))
-    augment = BatchAugment(tuple(a.crop_size) if a.crop_size else None, extra=a.extra_augmentation,
-                           plate_change=getattr(a, 'plate_change', 'official'))
-    return MattingBatches(train_set, a.batch_size, seed=seed, shuffle=False, augment=augment)
+    from dataset.batches import MattingBatches
+    from utils.training.loop import run_augment, run_datasets
+    # checkpoints written before --plate-change existed trained with the official plate changes
+    a = types.SimpleNamespace(**{'plate_change': 'official', **meta_args})
+    train_set, _ = run_datasets(a, seed=seed, synthetic_length=count * a.batch_size)
+    return MattingBatches(train_set, a.batch_size, seed=seed, shuffle=False, augment=run_augment(a))
 
 
 def precise_bn_weights(checkpoint, count, num_workers=1, progress=False):
