@@ -22,7 +22,9 @@ if ROOT not in sys.path:
 import train  # noqa: E402
 from utils.training.checkpoint import load_checkpoint  # noqa: E402
 from dataset.batches import MattingBatches  # noqa: E402
-from utils.training.losses import compute_loss_base, loss_terms_base, loss_terms_refine, sobel  # noqa: E402
+from utils.evaluation.trimap import UNKNOWN, make_trimap  # noqa: E402
+from utils.training.losses import (compute_loss_base, loss_terms_base, loss_terms_refine, sobel,  # noqa: E402
+                                   unknown_region)
 from utils.training.loop import STAGES, build_optimizer, forward_losses, new_model  # noqa: E402
 
 
@@ -97,6 +99,63 @@ def test_losses_vanish_for_a_perfect_prediction_and_err_target_is_detached_in_ba
     sm = paddle.nn.functional.interpolate(pha, size=[4, 4], mode='bilinear')
     refine = loss_terms_refine(pha, fgr, sm, paddle.rand([2, 3, 4, 4]), paddle.rand([2, 1, 4, 4]), pha, fgr)
     assert set(refine) == {'pha_l1', 'pha_l1_sm', 'pha_sobel', 'pha_sobel_sm', 'fgr_l1', 'fgr_l1_sm', 'err_mse'}
+
+
+def soft_disc_alpha(size=96):
+    """A disc with a soft rim and a translucent patch: foreground, background and every level between."""
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - size * 0.45, xx - size * 0.55)
+    alpha = np.clip((size * 0.3 - r) / 6, 0, 1)
+    alpha[5:15, 5:40] = 0.5
+    return alpha.astype(np.float32)
+
+
+def test_unknown_region_is_the_evaluation_trimaps_unknown_region():
+    alpha = soft_disc_alpha()
+    # Quantised to 8 bit as make_trimap does, so that both see the same levels.
+    alpha = np.round(alpha * 255) / 255
+    trimap = make_trimap(alpha)
+    assert set(np.unique(trimap)) == {0, UNKNOWN, 255}
+    expected = trimap == UNKNOWN
+    got = unknown_region(paddle.to_tensor(alpha[None, None])).numpy()[0, 0]
+    assert np.array_equal(got.astype(bool), expected)
+
+
+def test_unknown_region_term_is_the_mean_error_there_and_absent_by_default():
+    rng = np.random.default_rng(3)
+    true = np.stack([soft_disc_alpha(), np.zeros((96, 96), np.float32)])[:, None]  # one image has no subject
+    pred = np.clip(true + rng.normal(0, 0.2, true.shape), 0, 1).astype(np.float32)
+    fgr = rng.random((2, 3, 96, 96)).astype(np.float32)
+    t = [paddle.to_tensor(a) for a in (pred, fgr, np.zeros_like(true), true, fgr)]
+    official = loss_terms_base(*t)
+    assert 'pha_l1_unknown' not in official
+    weighted = loss_terms_base(*t, unknown_weight=2.5)
+    # The official terms are unchanged; the new one is the weight times the mean error over the
+    # unknown pixels of the whole batch.
+    assert {k: float(v) for k, v in official.items()} == {k: float(weighted[k]) for k in official}
+    mask = np.stack([make_trimap(a[0]) == UNKNOWN for a in true])[:, None]
+    expected = 2.5 * np.abs(pred - true)[mask].mean()
+    assert float(weighted['pha_l1_unknown']) == pytest.approx(float(expected), rel=1e-5)
+    # Zero for a perfect prediction and for a batch without any unknown pixel.
+    assert float(loss_terms_base(t[3], *t[1:], unknown_weight=1)['pha_l1_unknown']) == 0
+    empty = paddle.zeros([1, 1, 32, 32])
+    assert float(loss_terms_base(empty + 0.3, paddle.zeros([1, 3, 32, 32]), empty, empty,
+                                 paddle.zeros([1, 3, 32, 32]), unknown_weight=1)['pha_l1_unknown']) == 0
+    # The refine stage scores it at full resolution.
+    sm = paddle.nn.functional.interpolate(t[0], size=[24, 24], mode='bilinear')
+    refine = loss_terms_refine(t[0], t[1], sm, paddle.rand([2, 3, 24, 24]), paddle.rand([2, 1, 24, 24]),
+                               t[3], t[1], unknown_weight=2.5)
+    assert float(refine['pha_l1_unknown']) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_loss_unknown_weight_reaches_the_training_loss(tmp_path, capsys):
+    from visualdl import LogReader
+    args = tiny_args(tmp_path, 'unknown', 'refine', '--loss-unknown-weight', '3', '--max-steps', '2')
+    assert train.main(args) == 0
+    assert 'unknown-region loss x3, ' in capsys.readouterr().out
+    files = glob.glob(str(tmp_path / 'log' / 'unknown' / 'vdlrecords.*'))
+    values = [r.value for r in LogReader(file_path=files[0]).get_data('scalar', 'train/loss_pha_l1_unknown')]
+    assert len(values) == 2 and all(v > 0 for v in values)
 
 
 @pytest.mark.parametrize('stage', ['base', 'refine'])
@@ -348,6 +407,7 @@ def test_missing_dataset_folder_names_the_data_path_entry(tmp_path, capsys):
     (['--crop-size', '64', '48'], '--crop-size takes MIN MAX'),
     (['--epoch-start', '3'], '--epoch-end (1) must be greater'),
     (['--max-seconds', '-5'], '--max-seconds must be 0 (no limit) or positive'),
+    (['--loss-unknown-weight', '-1'], '--loss-unknown-weight must be 0 (off) or positive'),
     (['--model-last-checkpoint', 'no/such/file.pdparams'], 'no such checkpoint file or folder'),
     (['--model-pretrain-initialization', 'no/such/deeplab.pdparams'], 'no such file'),
 ])

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from utils.evaluation.report import write_json
 from utils.evaluation.samples import EvaluationError, images_by_stem
+from utils.evaluation import trimap as trimap_rules
 from utils.evaluation.trimap import make_trimap
 from utils.image_io import cover_crop, read_image, to_uint8, write_image
 
@@ -48,8 +49,8 @@ class CompositeConfig:
     max_shift: float = 0.3  # pixels, each axis
     gamma_range: tuple = (0.85, 1.15)
     noise_std: float = 0.01
-    trimap: dict = field(default_factory=lambda: {'low': 0.06, 'high': 0.96, 'iterations': 10,
-                                                  'kernel_size': 3})
+    trimap: dict = field(default_factory=lambda: {'low': trimap_rules.LOW, 'high': trimap_rules.HIGH,
+                                                  'iterations': trimap_rules.ITERATIONS, 'kernel_size': 3})
 
     def validate(self):
         if not 0 <= self.max_shift <= 5:

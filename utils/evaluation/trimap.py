@@ -23,9 +23,11 @@ import numpy as np
 from utils.image_io import to_uint8
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
+# The paper's thresholds and band width (also the training loss's unknown region).
+LOW, HIGH, ITERATIONS = 0.06, 0.96, 10
 
 
-def make_trimap(alpha, low=0.06, high=0.96, iterations=10, kernel_size=3):
+def make_trimap(alpha, low=LOW, high=HIGH, iterations=ITERATIONS, kernel_size=3):
     """Trimap (uint8: 0 background, 128 unknown, 255 foreground) from a ground-truth alpha.
 
     `alpha` is a uint8 map or a float map in [0, 1] (quantised to 8 bit first, since the

@@ -18,11 +18,18 @@ magnitude sqrt(gx^2 + gy^2 + eps), eps = 1e-6): the eps keeps the gradient of th
 finite in flat regions, where gx = gy = 0.
 
 All losses are means over every element, like torch's F.l1_loss / F.mse_loss.
+
+Optional, not in the official code (`unknown_weight` > 0, train.py --loss-unknown-weight): one
+more term, the mean L1 alpha error over the evaluation's unknown region only (`unknown_region`),
+so that the few soft pixels that the metrics score are not outweighed by the many easy ones.
 """
 import paddle
 import paddle.nn.functional as F
 
-__all__ = ['sobel', 'loss_terms_base', 'compute_loss_base', 'loss_terms_refine', 'compute_loss_refine']
+from utils.evaluation import trimap as trimap_rules
+
+__all__ = ['sobel', 'unknown_region', 'loss_terms_base', 'compute_loss_base', 'loss_terms_refine',
+           'compute_loss_refine']
 
 # The 3x3 Sobel x-derivative kernel divided by the sum of its absolute values (8), as kornia's
 # normalized spatial_gradient; y is its transpose.
@@ -48,36 +55,73 @@ def sobel(x, eps=1e-6):
     return paddle.sqrt((g * g).sum(axis=2) + eps)
 
 
+def _grow(mask, steps):
+    """Dilate a (B, 1, H, W) 0/1 mask `steps` times with the 3x3 cross (OpenCV's 3x3 ellipse)."""
+    for _ in range(steps):
+        mask = paddle.maximum(F.max_pool2d(mask, (3, 1), 1, (1, 0)), F.max_pool2d(mask, (1, 3), 1, (0, 1)))
+    return mask
+
+
+def unknown_region(true_pha, steps=trimap_rules.ITERATIONS):
+    """The evaluation trimap's unknown region (utils.evaluation.trimap) of a ground-truth alpha.
+
+    Unknown: within `steps` cross-dilations of a pixel that is not background (alpha > LOW)
+    and of one that is not foreground (alpha < HIGH); outside the image counts as neither.
+
+    Args:
+        true_pha: (B, 1, H, W) ground-truth alpha in [0, 1].
+    Returns:
+        (B, 1, H, W) float32 mask of 0 / 1, no gradient.
+    """
+    near_subject = _grow((true_pha > trimap_rules.LOW).astype('float32'), steps)
+    near_background = _grow((true_pha < trimap_rules.HIGH).astype('float32'), steps)
+    return (near_subject * near_background).detach()
+
+
+def _unknown_l1(pred_pha, true_pha):
+    """Mean |pred - true| over the unknown region of the whole batch (0 where there is none)."""
+    mask = unknown_region(true_pha).astype(pred_pha.dtype)
+    return (paddle.abs(pred_pha - true_pha) * mask).sum() / paddle.clip(mask.sum(), min=1.0)
+
+
 def _resize(x, size):
     """Bilinear resize (B, C, h, w) -> (B, C, *size), half-pixel centres (kornia.resize's default)."""
     return F.interpolate(x, size=list(size), mode='bilinear', align_corners=False)
 
 
-def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr):
+def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_weight=0.0):
     """The four terms of the base-stage loss, as a dict of scalar tensors.
 
     Args:
         pred_pha (B, 1, H, W), pred_fgr (B, 3, H, W), pred_err (B, 1, H, W): MattingBase outputs.
         true_pha (B, 1, H, W), true_fgr (B, 3, H, W): ground truth.
+        unknown_weight: > 0 adds 'pha_l1_unknown', this times the mean alpha error over the
+            unknown region (see the module docstring).
     Returns:
-        {'pha_l1', 'pha_sobel', 'fgr_l1', 'err_mse'}; their sum is `compute_loss_base`.
+        {'pha_l1', 'pha_sobel', 'fgr_l1', 'err_mse'[, 'pha_l1_unknown']}; their sum is
+        `compute_loss_base`.
     """
     true_err = paddle.abs(pred_pha.detach() - true_pha)
     true_msk = (true_pha != 0).astype(pred_fgr.dtype)
-    return {
+    terms = {
         'pha_l1': F.l1_loss(pred_pha, true_pha),
         'pha_sobel': F.l1_loss(sobel(pred_pha), sobel(true_pha)),
         'fgr_l1': F.l1_loss(pred_fgr * true_msk, true_fgr * true_msk),
         'err_mse': F.mse_loss(pred_err, true_err),
     }
+    if unknown_weight > 0:
+        terms['pha_l1_unknown'] = unknown_weight * _unknown_l1(pred_pha, true_pha)
+    return terms
 
 
-def compute_loss_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr):
+def compute_loss_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_weight=0.0):
     """Base-stage loss (scalar tensor); see `loss_terms_base` for the shapes."""
-    return paddle.add_n(list(loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr).values()))
+    return paddle.add_n(list(loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr,
+                                             unknown_weight).values()))
 
 
-def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr):
+def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr,
+                      unknown_weight=0.0):
     """The seven terms of the refine-stage loss, as a dict of scalar tensors.
 
     Args:
@@ -85,9 +129,11 @@ def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
         pred_pha_sm (B, 1, h, w), pred_fgr_sm (B, 3, h, w), pred_err_sm (B, 1, h, w):
             backbone-resolution outputs.
         true_pha (B, 1, H, W), true_fgr (B, 3, H, W): full-resolution ground truth.
+        unknown_weight: > 0 adds 'pha_l1_unknown' at full resolution (as `loss_terms_base`);
+            its gradient reaches the coarse alpha through the upsampled pixels not refined.
     Returns:
-        {'pha_l1', 'pha_l1_sm', 'pha_sobel', 'pha_sobel_sm', 'fgr_l1', 'fgr_l1_sm', 'err_mse'};
-        their sum is `compute_loss_refine`.
+        {'pha_l1', 'pha_l1_sm', 'pha_sobel', 'pha_sobel_sm', 'fgr_l1', 'fgr_l1_sm', 'err_mse'
+        [, 'pha_l1_unknown']}; their sum is `compute_loss_refine`.
     """
     size_sm = pred_pha_sm.shape[2:]
     size_lg = true_pha.shape[2:]
@@ -97,7 +143,7 @@ def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
     true_msk_sm = (true_pha_sm != 0).astype(pred_fgr_sm.dtype)
     # Not detached, as in the official refine loss (see the module docstring).
     true_err = paddle.abs(_resize(pred_pha_sm, size_lg) - true_pha)
-    return {
+    terms = {
         'pha_l1': F.l1_loss(pred_pha, true_pha),
         'pha_l1_sm': F.l1_loss(pred_pha_sm, true_pha_sm),
         'pha_sobel': F.l1_loss(sobel(pred_pha), sobel(true_pha)),
@@ -106,9 +152,13 @@ def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
         'fgr_l1_sm': F.l1_loss(pred_fgr_sm * true_msk_sm, true_fgr_sm * true_msk_sm),
         'err_mse': F.mse_loss(_resize(pred_err_sm, size_lg), true_err),
     }
+    if unknown_weight > 0:
+        terms['pha_l1_unknown'] = unknown_weight * _unknown_l1(pred_pha, true_pha)
+    return terms
 
 
-def compute_loss_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr):
+def compute_loss_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr,
+                        unknown_weight=0.0):
     """Refine-stage loss (scalar tensor); see `loss_terms_refine` for the shapes."""
     return paddle.add_n(list(loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm,
-                                               pred_err_sm, true_pha, true_fgr).values()))
+                                               pred_err_sm, true_pha, true_fgr, unknown_weight).values()))
