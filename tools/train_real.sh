@@ -31,6 +31,8 @@ BACKBONE_SCALE=${BACKBONE_SCALE:-0.5}
 # train.py --loss-unknown-weight: extra weight on the alpha error in the unknown region.
 UNKNOWN_WEIGHT=${UNKNOWN_WEIGHT:-0}
 SAMPLE_SIZE=${SAMPLE_SIZE:-384}
+# train.py --max-steps: stop at this step (counted from the run's start) with a checkpoint; 0: no limit.
+MAX_STEPS=${MAX_STEPS:-0}
 CROP_MIN=$((SAMPLE_SIZE * 2 / 3 / 4 * 4))
 
 PROCS=${PROCS:-2}
@@ -47,7 +49,7 @@ fi
     --batch-size 4 --sample-size "$SAMPLE_SIZE" --crop-size "$CROP_MIN" "$SAMPLE_SIZE" --synthetic-length 2000 --valid-samples 16 \
     --model-backbone-scale "$BACKBONE_SCALE" --model-refine-mode sampling --model-refine-sample-pixels 20000 \
     --log-train-loss-interval 10 --log-train-images-interval 200 --log-valid-interval 100 \
-    --checkpoint-interval 50 --keep-checkpoints 3 --max-seconds "$SECONDS_BUDGET"
+    --checkpoint-interval 50 --keep-checkpoints 3 --max-seconds "$SECONDS_BUDGET" --max-steps "$MAX_STEPS"
 status=$?
 [ "$status" -eq 0 ] || [ "$status" -eq 143 ] || { echo "training failed ($status)" >&2; exit $status; }
 echo "latest: checkpoint/$NAME/$(cat checkpoint/$NAME/latest)"
