@@ -19,7 +19,7 @@ import pytest
 from conftest import MOBILENET_REF, ROOT, require_reference
 from model.weights import build_model, convert_state_dict, read_torch_checkpoint
 from utils.convert_weights import save_pdparams
-from utils.deploy.engine import OUTPUT_NAMES, DygraphEngine, InferenceEngine
+from utils.deploy.engine import OUTPUT_NAMES, DygraphEngine, InferenceEngine, cpu_flags
 from utils.deploy.export import (METADATA_FILE, ExportError, cached_export, export_model, load_metadata,
                           main as export_main)
 
@@ -108,10 +108,21 @@ def test_export_kernel_1(tmp_path):
                         refine_sample_pixels=80_000)
     assert load_metadata(out)['options']['refine_kernel_size'] == 1
     case = np.load(os.path.join(MOBILENET_REF, 'case_256x384_k1.npz'))
-    exported = InferenceEngine(out)(case['src'], case['bgr'])
+    engine = InferenceEngine(out)
+    # oneDNN's AVX-512 kernels get this refiner wrong (utils.deploy.engine.onednn_breaks)
+    assert engine.onednn == ('avx512f' not in cpu_flags())
+    exported = engine(case['src'], case['bgr'])
     eager = DygraphEngine(build_model(weights, refine_mode='sampling'))(case['src'], case['bgr'])
     _compare(exported, eager)
     assert np.abs(exported['pha'] - case['sampling80000/pha']).max() <= PARITY
+
+
+def test_onednn_is_avoided_only_for_kernel_1_refiners_on_avx512(monkeypatch):
+    import utils.deploy.engine as engine_module
+    for flags, kernel, breaks in [(['avx2', 'avx512f'], 1, True), (['avx2', 'avx512f'], 3, False),
+                                  (['avx2', 'fma'], 1, False)]:
+        monkeypatch.setattr(engine_module, 'cpu_flags', lambda: flags)
+        assert engine_module.onednn_breaks({'refine_kernel_size': kernel}) == breaks
 
 
 def test_export_folder_records_options_and_is_reused(exports, reference_weights, tmp_path):

@@ -40,6 +40,17 @@ EXPORT_FORMATS = {'openvino': 'onnx', 'onnxruntime': 'onnx', 'inference': 'paddl
 ONEDNN_DELETED_PASSES = ('operator_reshape_onednn_fuse_pass',)
 
 
+def onednn_breaks(options):
+    """True where Paddle 3.3.1's oneDNN kernels compute an exported model wrongly.
+
+    A refiner with kernel size 1 on a CPU with AVX-512: the refined alpha and foreground come out
+    wrong (alpha off by up to 1.0 on most pixels of a 256x384 case), with or without the IR
+    passes; capping oneDNN at AVX2 (ONEDNN_MAX_CPU_ISA) or running Paddle's plain CPU kernels
+    gives the dygraph result. The InferenceEngine then runs without oneDNN.
+    """
+    return options.get('refine_kernel_size') == 1 and 'avx512f' in cpu_flags()
+
+
 def default_device():
     """Paddle's default device: 'gpu' on a GPU build with a GPU, else 'cpu'."""
     import paddle
@@ -135,6 +146,11 @@ class InferenceEngine:
         self.model_dir = model_dir
         self.metadata = load_metadata(model_dir)
         self.options = dict(self.metadata['options'])
+        if device == 'cpu' and onednn and onednn_breaks(self.options):
+            if precision == 'bfloat16':
+                raise ValueError('bfloat16 needs oneDNN, whose AVX-512 kernels compute a refiner of '
+                                 'kernel size 1 wrongly on this CPU; use float32')
+            onednn = False
         self.device = device
         self.precision = precision
         config, self.threads = predictor_config(
