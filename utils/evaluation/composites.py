@@ -36,7 +36,6 @@ from tqdm import tqdm
 from utils.evaluation.report import write_json
 from utils.evaluation.samples import EvaluationError, images_by_stem
 from utils.evaluation import trimap as trimap_rules
-from utils.evaluation.trimap import make_trimap
 from utils.image_io import cover_crop, read_image, to_uint8, write_image
 
 PROTOCOL_VERSION = 1  # bump when the composite recipe changes, so old caches are not reused
@@ -50,7 +49,8 @@ class CompositeConfig:
     gamma_range: tuple = (0.85, 1.15)
     noise_std: float = 0.01
     trimap: dict = field(default_factory=lambda: {'low': trimap_rules.LOW, 'high': trimap_rules.HIGH,
-                                                  'iterations': trimap_rules.ITERATIONS, 'kernel_size': 3})
+                                                  'iterations': trimap_rules.ITERATIONS,
+                                                  'kernel_size': trimap_rules.KERNEL_SIZE})
 
     def validate(self):
         if not 0 <= self.max_shift <= 5:
@@ -142,7 +142,7 @@ def prepare_composites(samples, bgr_dir, cache_dir, config, dataset='photomatte8
         src = fgr * pha[:, :, None] + bgr * (1.0 - pha[:, :, None])
         plate = perturb_background(bgr, dx, dy, gamma, noise)
         for sub, img in (('src', src), ('bgr', plate), ('pha', pha), ('fgr', fgr),
-                         ('trimap', make_trimap(pha, **config.trimap))):
+                         ('trimap', trimap_rules.make_trimap(pha, **config.trimap))):
             write_image(os.path.join(bench_dir, sub, sample.name + '.png'), img)
         records[sample.name] = {'source': os.path.basename(sample.pha_path),
                                 'background': os.path.basename(bgr_paths[bgr_index]),

@@ -23,11 +23,12 @@ import numpy as np
 from utils.image_io import to_uint8
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
-# The paper's thresholds and band width (also the training loss's unknown region).
-LOW, HIGH, ITERATIONS = 0.06, 0.96, 10
+# The paper's thresholds, band width and kernel (also the training loss's unknown region,
+# whose max-pool dilation assumes this kernel: the 3x3 ellipse is the 4-neighbour cross).
+LOW, HIGH, ITERATIONS, KERNEL_SIZE = 0.06, 0.96, 10, 3
 
 
-def make_trimap(alpha, low=LOW, high=HIGH, iterations=ITERATIONS, kernel_size=3):
+def make_trimap(alpha, low=LOW, high=HIGH, iterations=ITERATIONS, kernel_size=KERNEL_SIZE):
     """Trimap (uint8: 0 background, 128 unknown, 255 foreground) from a ground-truth alpha.
 
     `alpha` is a uint8 map or a float map in [0, 1] (quantised to 8 bit first, since the

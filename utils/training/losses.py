@@ -56,7 +56,8 @@ def sobel(x, eps=1e-6):
 
 
 def _grow(mask, steps):
-    """Dilate a (B, 1, H, W) 0/1 mask `steps` times with the 3x3 cross (OpenCV's 3x3 ellipse)."""
+    """Dilate a (B, 1, H, W) 0/1 mask `steps` times with the 3x3 cross (OpenCV's 3x3 ellipse,
+    trimap_rules.KERNEL_SIZE)."""
     for _ in range(steps):
         mask = paddle.maximum(F.max_pool2d(mask, (3, 1), 1, (1, 0)), F.max_pool2d(mask, (1, 3), 1, (0, 1)))
     return mask
