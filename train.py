@@ -110,6 +110,9 @@ def build_parser():
     t.add_argument('--loss-unknown-weight', type=float, default=0.0,
                    help='add this times the mean alpha L1 error over the evaluation trimap\'s unknown region '
                         'to the loss (0: the official loss only; default 0)')
+    t.add_argument('--loss-foreground-weight', type=float, default=0.0,
+                   help='add this times the mean alpha L1 error over the evaluation trimap\'s definite '
+                        'foreground to the loss (0: off; default 0)')
     t.add_argument('--valid-samples', type=int, default=50, help='size of the fixed validation subset (default 50)')
     t.add_argument('--synthetic-length', type=int, default=256,
                    help='training samples per epoch of --dataset-name synthetic or real (default 256)')

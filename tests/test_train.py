@@ -24,7 +24,7 @@ from utils.training.checkpoint import load_checkpoint  # noqa: E402
 from dataset.batches import MattingBatches  # noqa: E402
 from utils.evaluation.trimap import UNKNOWN, make_trimap  # noqa: E402
 from utils.training.losses import (compute_loss_base, loss_terms_base, loss_terms_refine, sobel,  # noqa: E402
-                                   unknown_region)
+                                   foreground_region, unknown_region)
 from utils.training.loop import STAGES, build_optimizer, forward_losses, new_model  # noqa: E402
 
 
@@ -121,6 +121,44 @@ def test_unknown_region_is_the_evaluation_trimaps_unknown_region():
     assert np.array_equal(got.astype(bool), expected)
 
 
+def test_foreground_region_is_the_evaluation_trimaps_foreground():
+    alpha = np.round(soft_disc_alpha() * 255) / 255
+    expected = make_trimap(alpha) == 255
+    assert expected.any()
+    got = foreground_region(paddle.to_tensor(alpha[None, None])).numpy()[0, 0]
+    assert np.array_equal(got.astype(bool), expected)
+
+
+def test_foreground_term_is_the_mean_error_there_and_leaves_the_others_alone():
+    rng = np.random.default_rng(4)
+    true = np.stack([soft_disc_alpha(), np.zeros((96, 96), np.float32)])[:, None]
+    true = np.round(true * 255) / 255
+    # A hole punched into the subject and noise everywhere.
+    pred = np.clip(true + rng.normal(0, 0.1, true.shape), 0, 1).astype(np.float32)
+    pred[0, 0, 40:50, 50:60] = 0
+    fgr = rng.random((2, 3, 96, 96)).astype(np.float32)
+    t = [paddle.to_tensor(a) for a in (pred, fgr, np.zeros_like(true), true, fgr)]
+    official = loss_terms_base(*t)
+    both = loss_terms_base(*t, unknown_weight=1.5, foreground_weight=2.0)
+    assert {k: float(v) for k, v in official.items()} == {k: float(both[k]) for k in official}
+    mask = np.stack([make_trimap(a[0]) == 255 for a in true])[:, None]
+    expected = 2.0 * np.abs(pred - true)[mask].mean()
+    assert float(both['pha_l1_foreground']) == pytest.approx(float(expected), rel=1e-5)
+    assert float(both['pha_l1_unknown']) == pytest.approx(
+        float(loss_terms_base(*t, unknown_weight=1.5)['pha_l1_unknown']), rel=1e-6)
+    # The hole costs: it is the largest error in the definite foreground.
+    unholed = pred.copy()
+    unholed[0, 0, 40:50, 50:60] = true[0, 0, 40:50, 50:60]
+    t_unholed = [paddle.to_tensor(unholed)] + t[1:]
+    assert float(loss_terms_base(*t_unholed, foreground_weight=2.0)['pha_l1_foreground']) < expected / 2
+    # The refine stage scores it at full resolution.
+    sm = paddle.nn.functional.interpolate(t[0], size=[24, 24], mode='bilinear')
+    refine = loss_terms_refine(t[0], t[1], sm, paddle.rand([2, 3, 24, 24]), paddle.rand([2, 1, 24, 24]),
+                               t[3], t[1], foreground_weight=2.0)
+    assert float(refine['pha_l1_foreground']) == pytest.approx(float(expected), rel=1e-5)
+    assert 'pha_l1_unknown' not in refine
+
+
 def test_unknown_region_term_is_the_mean_error_there_and_absent_by_default():
     rng = np.random.default_rng(3)
     true = np.stack([soft_disc_alpha(), np.zeros((96, 96), np.float32)])[:, None]  # one image has no subject
@@ -148,14 +186,16 @@ def test_unknown_region_term_is_the_mean_error_there_and_absent_by_default():
     assert float(refine['pha_l1_unknown']) == pytest.approx(float(expected), rel=1e-5)
 
 
-def test_loss_unknown_weight_reaches_the_training_loss(tmp_path, capsys):
+def test_region_loss_weights_reach_the_training_loss(tmp_path, capsys):
     from visualdl import LogReader
-    args = tiny_args(tmp_path, 'unknown', 'refine', '--loss-unknown-weight', '3', '--max-steps', '2')
+    args = tiny_args(tmp_path, 'regions', 'refine', '--loss-unknown-weight', '3', '--loss-foreground-weight', '2',
+                     '--max-steps', '2')
     assert train.main(args) == 0
-    assert 'unknown-region loss x3, ' in capsys.readouterr().out
-    files = glob.glob(str(tmp_path / 'log' / 'unknown' / 'vdlrecords.*'))
-    values = [r.value for r in LogReader(file_path=files[0]).get_data('scalar', 'train/loss_pha_l1_unknown')]
-    assert len(values) == 2 and all(v > 0 for v in values)
+    assert 'unknown-region loss x3, foreground loss x2, ' in capsys.readouterr().out
+    files = glob.glob(str(tmp_path / 'log' / 'regions' / 'vdlrecords.*'))
+    for term in ('unknown', 'foreground'):
+        values = [r.value for r in LogReader(file_path=files[0]).get_data('scalar', f'train/loss_pha_l1_{term}')]
+        assert len(values) == 2 and all(v > 0 for v in values), term
 
 
 @pytest.mark.parametrize('stage', ['base', 'refine'])
@@ -408,6 +448,7 @@ def test_missing_dataset_folder_names_the_data_path_entry(tmp_path, capsys):
     (['--epoch-start', '3'], '--epoch-end (1) must be greater'),
     (['--max-seconds', '-5'], '--max-seconds must be 0 (no limit) or positive'),
     (['--loss-unknown-weight', '-1'], '--loss-unknown-weight must be 0 (off) or positive'),
+    (['--loss-foreground-weight', '-0.5'], '--loss-foreground-weight must be 0 (off) or positive'),
     (['--model-last-checkpoint', 'no/such/file.pdparams'], 'no such checkpoint file or folder'),
     (['--model-pretrain-initialization', 'no/such/deeplab.pdparams'], 'no such file'),
 ])

@@ -30,6 +30,8 @@ SEED=${SEED:-0}
 BACKBONE_SCALE=${BACKBONE_SCALE:-0.5}
 # train.py --loss-unknown-weight: extra weight on the alpha error in the unknown region.
 UNKNOWN_WEIGHT=${UNKNOWN_WEIGHT:-0}
+# train.py --loss-foreground-weight: extra weight on the alpha error in the definite foreground.
+FOREGROUND_WEIGHT=${FOREGROUND_WEIGHT:-0}
 SAMPLE_SIZE=${SAMPLE_SIZE:-384}
 # train.py --max-steps: stop at this step (counted from the run's start) with a checkpoint; 0: no limit.
 MAX_STEPS=${MAX_STEPS:-0}
@@ -45,7 +47,8 @@ fi
 "$@" train.py --stage refine \
     --dataset-name real --model-backbone mobilenetv2 --device cpu --seed "$SEED" --resume \
     --model-name "$NAME" --model-last-checkpoint "$FROM" --lr-scale "$LR_SCALE" \
-    --extra-augmentation --plate-change "$PLATE" --loss-unknown-weight "$UNKNOWN_WEIGHT" --num-workers 1 --no-progress --epoch-end 1000 \
+    --extra-augmentation --plate-change "$PLATE" --loss-unknown-weight "$UNKNOWN_WEIGHT" \
+    --loss-foreground-weight "$FOREGROUND_WEIGHT" --num-workers 1 --no-progress --epoch-end 1000 \
     --batch-size 4 --sample-size "$SAMPLE_SIZE" --crop-size "$CROP_MIN" "$SAMPLE_SIZE" --synthetic-length 2000 --valid-samples 16 \
     --model-backbone-scale "$BACKBONE_SCALE" --model-refine-mode sampling --model-refine-sample-pixels 20000 \
     --log-train-loss-interval 10 --log-train-images-interval 200 --log-valid-interval 100 \

@@ -22,13 +22,16 @@ All losses are means over every element, like torch's F.l1_loss / F.mse_loss.
 Optional, not in the official code (`unknown_weight` > 0, train.py --loss-unknown-weight): one
 more term, the mean L1 alpha error over the evaluation's unknown region only (`unknown_region`),
 so that the few soft pixels that the metrics score are not outweighed by the many easy ones.
+Also optional (`foreground_weight` > 0, train.py --loss-foreground-weight): the mean L1 alpha
+error over the trimap's definite foreground (`foreground_region`), so that the edge weight does
+not buy sharper edges with holes punched into the subject.
 """
 import paddle
 import paddle.nn.functional as F
 
 from utils.evaluation import trimap as trimap_rules
 
-__all__ = ['sobel', 'unknown_region', 'loss_terms_base', 'compute_loss_base', 'loss_terms_refine',
+__all__ = ['sobel', 'unknown_region', 'foreground_region', 'loss_terms_base', 'compute_loss_base', 'loss_terms_refine',
            'compute_loss_refine']
 
 # The 3x3 Sobel x-derivative kernel divided by the sum of its absolute values (8), as kornia's
@@ -79,10 +82,33 @@ def unknown_region(true_pha, steps=trimap_rules.ITERATIONS):
     return (near_subject * near_background).detach()
 
 
-def _unknown_l1(pred_pha, true_pha):
-    """Mean |pred - true| over the unknown region of the whole batch (0 where there is none)."""
-    mask = unknown_region(true_pha).astype(pred_pha.dtype)
+def foreground_region(true_pha, steps=trimap_rules.ITERATIONS):
+    """The evaluation trimap's definite foreground: pixels farther than `steps` cross-dilations
+    from any pixel that is not foreground (alpha < HIGH).
+
+    Args:
+        true_pha: (B, 1, H, W) ground-truth alpha in [0, 1].
+    Returns:
+        (B, 1, H, W) float32 mask of 0 / 1, no gradient.
+    """
+    return (1.0 - _grow((true_pha < trimap_rules.HIGH).astype('float32'), steps)).detach()
+
+
+def _region_l1(pred_pha, true_pha, mask):
+    """Mean |pred - true| over a 0/1 mask of the whole batch (0 where the mask is empty)."""
+    mask = mask.astype(pred_pha.dtype)
     return (paddle.abs(pred_pha - true_pha) * mask).sum() / paddle.clip(mask.sum(), min=1.0)
+
+
+def _region_terms(pred_pha, true_pha, unknown_weight, foreground_weight):
+    """The optional region terms: {'pha_l1_unknown'?, 'pha_l1_foreground'?} (weights > 0 only)."""
+    terms = {}
+    if unknown_weight > 0:
+        terms['pha_l1_unknown'] = unknown_weight * _region_l1(pred_pha, true_pha, unknown_region(true_pha))
+    if foreground_weight > 0:
+        terms['pha_l1_foreground'] = foreground_weight * _region_l1(pred_pha, true_pha,
+                                                                    foreground_region(true_pha))
+    return terms
 
 
 def _resize(x, size):
@@ -90,7 +116,8 @@ def _resize(x, size):
     return F.interpolate(x, size=list(size), mode='bilinear', align_corners=False)
 
 
-def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_weight=0.0):
+def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_weight=0.0,
+                    foreground_weight=0.0):
     """The four terms of the base-stage loss, as a dict of scalar tensors.
 
     Args:
@@ -98,9 +125,10 @@ def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_we
         true_pha (B, 1, H, W), true_fgr (B, 3, H, W): ground truth.
         unknown_weight: > 0 adds 'pha_l1_unknown', this times the mean alpha error over the
             unknown region (see the module docstring).
+        foreground_weight: > 0 adds 'pha_l1_foreground', the same over the definite foreground.
     Returns:
-        {'pha_l1', 'pha_sobel', 'fgr_l1', 'err_mse'[, 'pha_l1_unknown']}; their sum is
-        `compute_loss_base`.
+        {'pha_l1', 'pha_sobel', 'fgr_l1', 'err_mse'[, 'pha_l1_unknown'][, 'pha_l1_foreground']};
+        their sum is `compute_loss_base`.
     """
     true_err = paddle.abs(pred_pha.detach() - true_pha)
     true_msk = (true_pha != 0).astype(pred_fgr.dtype)
@@ -110,19 +138,19 @@ def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_we
         'fgr_l1': F.l1_loss(pred_fgr * true_msk, true_fgr * true_msk),
         'err_mse': F.mse_loss(pred_err, true_err),
     }
-    if unknown_weight > 0:
-        terms['pha_l1_unknown'] = unknown_weight * _unknown_l1(pred_pha, true_pha)
+    terms.update(_region_terms(pred_pha, true_pha, unknown_weight, foreground_weight))
     return terms
 
 
-def compute_loss_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_weight=0.0):
+def compute_loss_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_weight=0.0,
+                      foreground_weight=0.0):
     """Base-stage loss (scalar tensor); see `loss_terms_base` for the shapes."""
     return paddle.add_n(list(loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr,
-                                             unknown_weight).values()))
+                                             unknown_weight, foreground_weight).values()))
 
 
 def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr,
-                      unknown_weight=0.0):
+                      unknown_weight=0.0, foreground_weight=0.0):
     """The seven terms of the refine-stage loss, as a dict of scalar tensors.
 
     Args:
@@ -132,9 +160,10 @@ def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
         true_pha (B, 1, H, W), true_fgr (B, 3, H, W): full-resolution ground truth.
         unknown_weight: > 0 adds 'pha_l1_unknown' at full resolution (as `loss_terms_base`);
             its gradient reaches the coarse alpha through the upsampled pixels not refined.
+        foreground_weight: > 0 adds 'pha_l1_foreground' at full resolution, likewise.
     Returns:
         {'pha_l1', 'pha_l1_sm', 'pha_sobel', 'pha_sobel_sm', 'fgr_l1', 'fgr_l1_sm', 'err_mse'
-        [, 'pha_l1_unknown']}; their sum is `compute_loss_refine`.
+        [, 'pha_l1_unknown'][, 'pha_l1_foreground']}; their sum is `compute_loss_refine`.
     """
     size_sm = pred_pha_sm.shape[2:]
     size_lg = true_pha.shape[2:]
@@ -153,13 +182,13 @@ def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
         'fgr_l1_sm': F.l1_loss(pred_fgr_sm * true_msk_sm, true_fgr_sm * true_msk_sm),
         'err_mse': F.mse_loss(_resize(pred_err_sm, size_lg), true_err),
     }
-    if unknown_weight > 0:
-        terms['pha_l1_unknown'] = unknown_weight * _unknown_l1(pred_pha, true_pha)
+    terms.update(_region_terms(pred_pha, true_pha, unknown_weight, foreground_weight))
     return terms
 
 
 def compute_loss_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr,
-                        unknown_weight=0.0):
+                        unknown_weight=0.0, foreground_weight=0.0):
     """Refine-stage loss (scalar tensor); see `loss_terms_refine` for the shapes."""
-    return paddle.add_n(list(loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm,
-                                               pred_err_sm, true_pha, true_fgr, unknown_weight).values()))
+    return paddle.add_n(list(loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
+                                               true_pha, true_fgr, unknown_weight,
+                                               foreground_weight).values()))
