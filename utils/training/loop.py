@@ -624,13 +624,13 @@ class Trainer:
         """Train to --epoch-end (or --max-steps, --max-seconds, a signal); returns a `TrainResult`."""
         args = self.args
         self.deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
-        unknown = f'unknown-region loss x{args.loss_unknown_weight:g}, ' if args.loss_unknown_weight else ''
-        if args.loss_foreground_weight:
-            unknown += f'foreground loss x{args.loss_foreground_weight:g}, '
+        region_losses = ''.join(f'{name} loss x{weight:g}, ' for name, weight in
+                                (('unknown-region', args.loss_unknown_weight),
+                                 ('foreground', args.loss_foreground_weight)) if weight)
         self.say(f'[TRAIN] stage {args.stage}, {type(self.model).__name__}({args.model_backbone}), data '
                  f'{args.dataset_name}: {len(self.train_set)} train / {len(self.valid_set)} valid samples of '
                  f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, plate change '
-                 f'{args.plate_change}, {unknown}batch {args.batch_size} ({self.world_size} process(es), {self.device}'
+                 f'{args.plate_change}, {region_losses}batch {args.batch_size} ({self.world_size} process(es), {self.device}'
                  f'{", amp" if self.amp else ""}), '
                  f'{self.steps_per_epoch} steps/epoch, epochs {self.epoch}..{args.epoch_end - 1}, lrs '
                  + ', '.join(f'{k} {v:g}' for k, v in self.lrs.items()))
