@@ -42,6 +42,7 @@ def build_parser():
     """The argparse parser of train.py (official option names plus the port's additions)."""
     from dataset.augmentation import PLATE_CHANGES
     from dataset.data_path import add_data_path_arguments
+    from dataset.real import KINDS
     from model.options import BACKBONES, REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
     from utils.deploy.engine import DEVICES
     from utils.training.loop import STAGES
@@ -107,6 +108,10 @@ def build_parser():
                    help='how far the plate may drift from the background behind the subject: official '
                         '(hand-held plate shot apart) or light (fixed camera settings, aligned plate; '
                         'keeps faint differences meaningful) (default: official)')
+    t.add_argument('--real-kinds', default='', metavar='KIND=W,...',
+                   help='--dataset-name real: change how often each kind of foreground layer is drawn in '
+                        'the training scenes, e.g. translucent=0.25 (relative weights; kinds and defaults: '
+                        + ', '.join(f'{k}={v:g}' for k, v in KINDS.items()) + '; default: unchanged)')
     t.add_argument('--loss-unknown-weight', type=float, default=0.0,
                    help='add this times the mean alpha L1 error over the evaluation trimap\'s unknown region '
                         'to the loss (0: the official loss only; default 0)')

@@ -152,7 +152,8 @@ class MattingBatches(paddle.io.Dataset):
         return tuple(np.ascontiguousarray(x, dtype=np.float32) for x in (src, bgr, pha, fgr))
 
 
-def build_datasets(name, sample_size, valid_samples, seed=0, table=None, synthetic_length=256, data_root=None):
+def build_datasets(name, sample_size, valid_samples, seed=0, table=None, synthetic_length=256, data_root=None,
+                   real_kinds=''):
     """The training dataset and the fixed validation subset of data set `name`.
 
     Args:
@@ -165,6 +166,9 @@ def build_datasets(name, sample_size, valid_samples, seed=0, table=None, synthet
         table: data-path table from `dataset.data_path.load_data_path` (default: built-in paths).
         synthetic_length: number of training samples per epoch of 'synthetic' or 'real'.
         data_root: folder holding REAL_PHOTOS (default: dataset.data_path.DATA_ROOT).
+        real_kinds: 'real' only: the training scenes' foreground mix, 'KIND=WEIGHT,...' over
+            `dataset.real.KINDS` ('' keeps it); the validation scenes keep KINDS, so that their
+            losses compare across runs.
     Returns:
         (train, valid) datasets of (pha (1,H,W), fgr (3,H,W), bgr (3,H,W)).
     Raises:
@@ -178,9 +182,10 @@ def build_datasets(name, sample_size, valid_samples, seed=0, table=None, synthet
         return train, valid
     if name == REAL:
         from dataset.data_path import DATA_ROOT
-        from dataset.real import RealPhotoMattingDataset
+        from dataset.real import RealPhotoMattingDataset, kind_weights
         root = os.path.join(data_root or DATA_ROOT, REAL_PHOTOS)
-        train = RealPhotoMattingDataset(synthetic_length, sample_size, root, 'train', seed=seed)
+        kinds = kind_weights(real_kinds) if real_kinds else None
+        train = RealPhotoMattingDataset(synthetic_length, sample_size, root, 'train', seed=seed, kinds=kinds)
         # Validation scenes: other photographs and a seed the training data never uses.
         valid = RealPhotoMattingDataset(valid_samples, sample_size, root, 'valid', seed=VALID_SEED + 1_000_003)
         return train, valid

@@ -35,12 +35,38 @@ from .prepare import DEFAULT_ROOT, load_manifest
 from .synthetic.drawing import draw_strands, fractal_noise
 from .synthetic.scene import blur_premultiplied, motion_blur, synthesize
 
-__all__ = ['PhotoBank', 'RealPhotoMattingDataset', 'real_sample', 'write_real_validation_set', 'KINDS']
+__all__ = ['PhotoBank', 'RealPhotoMattingDataset', 'real_sample', 'write_real_validation_set', 'KINDS',
+           'kind_weights']
 
-# Foreground kinds and how often each is drawn for one layer.
+# Foreground kinds and how often each is drawn for one layer (relative weights). The validation
+# set always uses these; training may change them (kind_weights, train.py --real-kinds).
 KINDS = {'blob': 0.28, 'person': 0.22, 'fur': 0.16, 'plant': 0.12, 'translucent': 0.10, 'strings': 0.12}
 EMPTY_PROB = 0.03  # frames with no subject at all: src equals the plate, alpha must be 0
 SUPERSAMPLE = 4    # thin structures are drawn this many times larger, then area-averaged
+
+
+def kind_weights(text):
+    """KINDS with some weights replaced: 'translucent=0.3,person=0.1' -> dict (same order).
+
+    '' gives KINDS unchanged. Raises ValueError (one line) on an unknown kind, a weight that is
+    not a non-negative number, or all weights zero.
+    """
+    weights = dict(KINDS)
+    for item in filter(None, (part.strip() for part in text.split(','))):
+        name, sep, value = item.partition('=')
+        name = name.strip()
+        if not sep or name not in KINDS:
+            raise ValueError(f'bad kind weight {item!r}: write KIND=WEIGHT with KIND one of {", ".join(KINDS)}')
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not weight >= 0 or math.isinf(weight):
+            raise ValueError(f'bad kind weight {item!r}: the weight must be a non-negative number')
+        weights[name] = weight
+    if not sum(weights.values()) > 0:
+        raise ValueError(f'bad kind weights {text!r}: at least one kind needs a weight above 0')
+    return weights
 
 
 class PhotoBank:
@@ -251,13 +277,17 @@ def _texture(rng, photos, bgr):
     return tex.astype(np.float32)
 
 
-def real_sample(h, w, rng, photos):
-    """One sample (pha (h, w, 1), fgr (h, w, 3), bgr (h, w, 3)) float32 in [0, 1]."""
+def real_sample(h, w, rng, photos, kinds=None):
+    """One sample (pha (h, w, 1), fgr (h, w, 3), bgr (h, w, 3)) float32 in [0, 1].
+
+    kinds: {kind: relative weight} of the foreground layers (default KINDS).
+    """
+    weights = KINDS if kinds is None else kinds
     bgr = photos.crop(rng, h, w)
     pha = np.zeros((h, w), np.float32)
     pre = np.zeros((h, w, 3), np.float32)  # premultiplied colour of the layers so far
-    kinds = list(KINDS)
-    probs = np.array([KINDS[k] for k in kinds])
+    kinds = list(weights)
+    probs = np.array([weights[k] for k in kinds], np.float64)
     layers = 0 if rng.random() < EMPTY_PROB else int(rng.choice([1, 1, 1, 2, 2, 3]))
     top = None
     for _ in range(layers):
@@ -294,25 +324,28 @@ class RealPhotoMattingDataset(SeededDataset):
         root: folder written by ``python -m dataset.prepare``.
         split: 'train' or 'valid' photographs (disjoint).
         seed: seed of the scenes.
+        kinds: {kind: relative weight} of the foreground layers (default KINDS; see kind_weights).
     """
 
-    def __init__(self, length, size=(256, 256), root=DEFAULT_ROOT, split='train', seed=0):
+    def __init__(self, length, size=(256, 256), root=DEFAULT_ROOT, split='train', seed=0, kinds=None):
         super().__init__(seed)
         self.length = int(length)
         self.size = (int(size[0]), int(size[1]))
         self.photos = PhotoBank(root, split)
         self.split = split
+        self.kinds = kinds
 
     def __len__(self):
         return self.length
 
     def get(self, idx, rng):
-        pha, fgr, bgr = real_sample(self.size[0], self.size[1], rng, self.photos)
+        pha, fgr, bgr = real_sample(self.size[0], self.size[1], rng, self.photos, self.kinds)
         return tuple(np.ascontiguousarray(x.transpose(2, 0, 1)) for x in (pha, fgr, bgr))
 
     def describe(self):
+        mix = '' if self.kinds is None else ', kinds ' + ' '.join(f'{k}={v:g}' for k, v in self.kinds.items())
         return (f'real-photo scenes ({self.length} samples of {self.size[0]}x{self.size[1]}, '
-                f'{self.split} photos, seed {self.seed})')
+                f'{self.split} photos, seed {self.seed}{mix})')
 
 
 def write_real_validation_set(root, n=40, size=(720, 1280), seed=7, photos_root=DEFAULT_ROOT, progress=False):

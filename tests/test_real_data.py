@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dataset import prepare as P
-from dataset.real import KINDS, PhotoBank, RealPhotoMattingDataset, real_sample, write_real_validation_set
+from dataset.real import KINDS, PhotoBank, RealPhotoMattingDataset, kind_weights, real_sample, write_real_validation_set
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -173,3 +173,42 @@ def test_build_datasets_real(photos_root, tmp_path):
     assert len(train) == 10 and len(valid) == 4
     assert not set(train.photos.paths) & set(valid.photos.paths)
     assert train[0][0].shape == (1, 64, 64)
+
+
+def test_kind_weights_replace_some_defaults_and_reject_bad_text():
+    assert kind_weights('') == KINDS
+    mix = kind_weights(' translucent=0.3, person=0 ')
+    assert list(mix) == list(KINDS) and mix['translucent'] == 0.3 and mix['person'] == 0
+    assert {k: v for k, v in mix.items() if k not in ('translucent', 'person')} == \
+        {k: v for k, v in KINDS.items() if k not in ('translucent', 'person')}
+    for text, message in [('glass=1', 'KIND one of'), ('translucent', 'KIND=WEIGHT'),
+                          ('translucent=-1', 'non-negative'), ('translucent=lots', 'non-negative'),
+                          ('translucent=nan', 'non-negative'),
+                          (','.join(f'{k}=0' for k in KINDS), 'at least one kind')]:
+        with pytest.raises(ValueError, match=message) as e:
+            kind_weights(text)
+        assert '\n' not in str(e.value)
+
+
+def _opaque_share(dataset, n=8):
+    """Share of the subject's pixels (alpha > 0.01) that are opaque (alpha > 0.99)."""
+    pha = np.stack([dataset[i][0] for i in range(n)])
+    return float(np.mean(pha[pha > 0.01] > 0.99))
+
+
+def test_real_kinds_change_the_training_mix_and_not_the_validation_scenes(photos_root, tmp_path):
+    from dataset.batches import REAL_PHOTOS, build_datasets
+    root, _ = photos_root
+    os.symlink(root, tmp_path / REAL_PHOTOS)
+    only = lambda kind: ','.join(f'{k}={int(k == kind)}' for k in KINDS)
+    sets = {kind: build_datasets('real', (64, 96), 3, seed=1, synthetic_length=8, data_root=str(tmp_path),
+                                 real_kinds=only(kind)) for kind in ('translucent', 'blob')}
+    default_train, default_valid = build_datasets('real', (64, 96), 3, seed=1, synthetic_length=8,
+                                                   data_root=str(tmp_path))
+    translucent, blob = sets['translucent'][0], sets['blob'][0]
+    assert 'translucent=1' in translucent.describe() and 'kinds' not in default_train.describe()
+    # translucent layers are partial alpha over their whole area, blobs are opaque inside
+    assert _opaque_share(translucent) < 0.3 < 0.6 < _opaque_share(blob)
+    for _, valid in sets.values():
+        for x, y in zip(valid[1], default_valid[1]):
+            np.testing.assert_array_equal(x, y)

@@ -449,6 +449,7 @@ def test_missing_dataset_folder_names_the_data_path_entry(tmp_path, capsys):
     (['--max-seconds', '-5'], '--max-seconds must be 0 (no limit) or positive'),
     (['--loss-unknown-weight', '-1'], '--loss-unknown-weight must be 0 (off) or positive'),
     (['--loss-foreground-weight', '-0.5'], '--loss-foreground-weight must be 0 (off) or positive'),
+    (['--real-kinds', 'translucent=0.3'], '--real-kinds sets the foreground mix of --dataset-name real'),
     (['--model-last-checkpoint', 'no/such/file.pdparams'], 'no such checkpoint file or folder'),
     (['--model-pretrain-initialization', 'no/such/deeplab.pdparams'], 'no such file'),
 ])

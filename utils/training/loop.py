@@ -39,7 +39,7 @@ from model.weights import (CheckpointError, convert_deeplabv3_state_dict, load_m
 from utils.training.checkpoint import (checkpoint_name, latest_checkpoint, load_checkpoint, prune_checkpoints,
                                     resolve_checkpoint_path, restore_optimizer_state, save_checkpoint,
                                     set_rng_state)
-from dataset.batches import GENERATED, BatchAugment, MattingBatches, build_datasets
+from dataset.batches import GENERATED, REAL, BatchAugment, MattingBatches, build_datasets
 from utils.training.losses import loss_terms_base, loss_terms_refine
 
 __all__ = ['STAGES', 'TrainingError', 'TrainResult', 'fill_stage_defaults', 'new_model', 'run_datasets',
@@ -108,6 +108,15 @@ def _check_args(args, world_size):
         if getattr(args, option) < 0:
             raise TrainingError(f'--{option.replace("_", "-")} must be 0 (off) or positive, '
                                 f'got {getattr(args, option):g}')
+    if args.real_kinds:
+        if args.dataset_name != REAL:
+            raise TrainingError(f'--real-kinds sets the foreground mix of --dataset-name {REAL}, '
+                                f'not of {args.dataset_name}')
+        from dataset.real import kind_weights
+        try:
+            kind_weights(args.real_kinds)
+        except ValueError as e:
+            raise TrainingError(f'--real-kinds: {e}') from None
     if args.batch_size % world_size:
         raise TrainingError(f'--batch-size {args.batch_size} is the total over {world_size} processes '
                             f'and must be divisible by it')
@@ -147,7 +156,8 @@ def run_datasets(args, seed=None, synthetic_length=None):
         table = load_data_path(config=args.data_config, data_root=args.data_root, overrides=args.data_path)
     return build_datasets(args.dataset_name, tuple(args.sample_size), args.valid_samples,
                           seed=args.seed if seed is None else seed, table=table,
-                          synthetic_length=synthetic_length or args.synthetic_length, data_root=args.data_root)
+                          synthetic_length=synthetic_length or args.synthetic_length, data_root=args.data_root,
+                          real_kinds=args.real_kinds)
 
 
 def run_augment(args):
@@ -624,13 +634,14 @@ class Trainer:
         """Train to --epoch-end (or --max-steps, --max-seconds, a signal); returns a `TrainResult`."""
         args = self.args
         self.deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
+        kinds = f'kinds {args.real_kinds}, ' if args.real_kinds else ''
         region_losses = ''.join(f'{name} loss x{weight:g}, ' for name, weight in
                                 (('unknown-region', args.loss_unknown_weight),
                                  ('foreground', args.loss_foreground_weight)) if weight)
         self.say(f'[TRAIN] stage {args.stage}, {type(self.model).__name__}({args.model_backbone}), data '
                  f'{args.dataset_name}: {len(self.train_set)} train / {len(self.valid_set)} valid samples of '
                  f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, plate change '
-                 f'{args.plate_change}, {region_losses}batch {args.batch_size} ({self.world_size} process(es), {self.device}'
+                 f'{args.plate_change}, {kinds}{region_losses}batch {args.batch_size} ({self.world_size} process(es), {self.device}'
                  f'{", amp" if self.amp else ""}), '
                  f'{self.steps_per_epoch} steps/epoch, epochs {self.epoch}..{args.epoch_end - 1}, lrs '
                  + ', '.join(f'{k} {v:g}' for k, v in self.lrs.items()))
