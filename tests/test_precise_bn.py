@@ -1,4 +1,6 @@
-"""Tests of utils/training/precise_bn.py and `python -m utils.convert_weights --precise-bn`."""
+"""Tests of utils/training/precise_bn.py and utils/training/averaging.py, through
+`python -m utils.convert_weights` (--precise-bn, several checkpoints)."""
+import os
 import subprocess
 import sys
 
@@ -36,8 +38,8 @@ def test_statistics_become_the_average_over_the_batches():
     assert not model.training and model.bn._momentum == 0.9  # the layer's own momentum is back
 
 
-def tiny_run(tmp_path):
-    args = ['--stage', 'refine', '--dataset-name', 'synthetic', '--model-backbone', 'mobilenetv2',
+def tiny_run(tmp_path, *extra):
+    args = [*extra, '--stage', 'refine', '--dataset-name', 'synthetic', '--model-backbone', 'mobilenetv2',
             '--model-name', 'pbn', '--epoch-end', '1', '--device', 'cpu', '--batch-size', '2',
             '--sample-size', '64', '--crop-size', '48', '64', '--synthetic-length', '4', '--valid-samples', '2',
             '--num-workers', '0', '--no-progress', '--model-refine-sample-pixels', '1024',
@@ -84,3 +86,49 @@ def train_model_like(checkpoint):
     from types import SimpleNamespace
     from utils.training.loop import new_model
     return new_model(SimpleNamespace(**load_checkpoint(checkpoint)['meta']['args']))
+
+
+def test_cli_averages_the_checkpoints_of_a_run(tmp_path):
+    from utils.training.averaging import average_checkpoints
+    tiny_run(tmp_path, '--checkpoint-interval', '1')
+    first, last = (str(tmp_path / 'checkpoint' / 'pbn' / f) for f in ('epoch-0-step-1.pdparams', 'epoch-0.pdparams'))
+    a, b = ({k: v.numpy() for k, v in load_checkpoint(p)['model'].items()} for p in (first, last))
+    learned = [k for k in a if not k.endswith(('._mean', '._variance')) and not np.array_equal(a[k], b[k])]
+    assert learned  # one step apart: the weights differ
+
+    mean, meta = average_checkpoints([last, first])
+    assert meta['step'] == 2  # the newest checkpoint's options and step, whatever the order
+    for k in a:
+        np.testing.assert_allclose(mean[k], (a[k].astype(np.float64) + b[k]) / 2, rtol=1e-6, atol=1e-7)
+
+    plain = str(tmp_path / 'mean.pdparams')
+    proc = convert(first, last, plain)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'the mean of 2 checkpoints' in proc.stdout and 'MattingRefine' in proc.stdout
+    saved = paddle.load(plain, return_numpy=True)
+    for k in learned:
+        np.testing.assert_allclose(saved[k], mean[k], rtol=1e-6)
+
+    # with --precise-bn the statistics are recomputed for the mean weights, which stay as they are
+    precise = str(tmp_path / 'precise.pdparams')
+    assert convert(first, last, precise, '--precise-bn', '2').returncode == 0
+    recomputed = paddle.load(precise, return_numpy=True)
+    for k in learned:
+        np.testing.assert_allclose(recomputed[k], mean[k], rtol=1e-6)
+    statistics = [k for k in a if k.endswith('._mean')]
+    assert sum(not np.allclose(recomputed[k], mean[k]) for k in statistics) > len(statistics) // 2
+
+
+def test_averaging_refuses_weights_files_and_other_networks(tmp_path):
+    checkpoint = tiny_run(tmp_path)
+    proc = convert(checkpoint, str(tmp_path / 'w.pdparams'))
+    assert proc.returncode == 0
+    proc = convert(checkpoint, str(tmp_path / 'w.pdparams'), str(tmp_path / 'x.pdparams'))
+    assert proc.returncode == 1 and 'holds weights only' in proc.stderr and 'Traceback' not in proc.stderr
+    other = load_checkpoint(checkpoint)
+    other['meta']['args']['model_backbone'] = 'resnet50'
+    paddle.save(other, str(tmp_path / 'other.pdparams'))
+    proc = convert(checkpoint, str(tmp_path / 'other.pdparams'), str(tmp_path / 'x.pdparams'))
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'hold different networks (--model-backbone differ)' in proc.stderr.strip().splitlines()[-1]
+    assert not os.path.exists(tmp_path / 'x.pdparams')

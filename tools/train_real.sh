@@ -6,6 +6,8 @@
 #   python -m dataset.prepare                    # once: the photographs (about 215 MB download)
 #   SECONDS_BUDGET=3600 sh tools/train_real.sh   # train for an hour; re-run to continue (--resume)
 #   python -m utils.convert_weights checkpoint/real-refine/<latest> weights.pdparams --precise-bn 100
+#   # or the mean weights of the run's last checkpoints (utils/training/averaging.py):
+#   python -m utils.convert_weights checkpoint/real-refine/epoch-*-step-*.pdparams weights.pdparams --precise-bn 100
 #
 # PROCS data-parallel CPU processes (python -m paddle.distributed.launch, default 2: one per
 # core: 1.7 times the steps per second of one process on a 2-core machine); the batch of 4 is
@@ -37,6 +39,9 @@ KINDS=${KINDS:-}
 SAMPLE_SIZE=${SAMPLE_SIZE:-384}
 # train.py --max-steps: stop at this step (counted from the run's start) with a checkpoint; 0: no limit.
 MAX_STEPS=${MAX_STEPS:-0}
+# train.py --keep-checkpoints: the newest KEEP mid-epoch checkpoints (every 50 steps, about 60 MB
+# each) stay, so that the end of the run can be averaged.
+KEEP=${KEEP:-24}
 CROP_MIN=$((SAMPLE_SIZE * 2 / 3 / 4 * 4))
 
 PROCS=${PROCS:-2}
@@ -54,7 +59,7 @@ fi
     --batch-size 4 --sample-size "$SAMPLE_SIZE" --crop-size "$CROP_MIN" "$SAMPLE_SIZE" --synthetic-length 2000 --valid-samples 16 \
     --model-backbone-scale "$BACKBONE_SCALE" --model-refine-mode sampling --model-refine-sample-pixels 20000 \
     --log-train-loss-interval 10 --log-train-images-interval 200 --log-valid-interval 100 \
-    --checkpoint-interval 50 --keep-checkpoints 3 --max-seconds "$SECONDS_BUDGET" --max-steps "$MAX_STEPS"
+    --checkpoint-interval 50 --keep-checkpoints "$KEEP" --max-seconds "$SECONDS_BUDGET" --max-steps "$MAX_STEPS"
 status=$?
 [ "$status" -eq 0 ] || [ "$status" -eq 143 ] || { echo "training failed ($status)" >&2; exit $status; }
 echo "latest: checkpoint/$NAME/$(cat checkpoint/$NAME/latest)"

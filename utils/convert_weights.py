@@ -4,6 +4,7 @@ Command line:
     python -m utils.convert_weights pytorch_mobilenetv2.pth weights/mobilenetv2_official.pdparams
     python -m utils.convert_weights checkpoint/NAME/epoch-3.pdparams weights.pdparams
     python -m utils.convert_weights checkpoint/NAME/epoch-3.pdparams weights.pdparams --precise-bn 100
+    python -m utils.convert_weights checkpoint/NAME/epoch-*-step-*.pdparams weights.pdparams --precise-bn 100
     python -m utils.convert_weights deeplabv3_mobilenetv2.pth start.pdparams --deeplabv3 mobilenetv2
 
 Reading and mapping the weights is `model.weights`; this module writes the result.
@@ -58,13 +59,27 @@ def convert_checkpoint(src, dst, deeplabv3_backbone=None, precise_bn=0, progress
     return config
 
 
+def average_to_pdparams(srcs, dst, precise_bn=0, progress=False):
+    """Write the mean weights of train.py checkpoints `srcs` of one network to `dst` (.pdparams),
+    with BatchNorm statistics recomputed over `precise_bn` batches if > 0 (see
+    ``utils.training.averaging``). Returns the config of the newest checkpoint's weights."""
+    from utils.training.averaging import average_checkpoints
+    state, meta = average_checkpoints(srcs)
+    if precise_bn:
+        from utils.training.precise_bn import precise_bn_state
+        state = precise_bn_state(state, meta['args'], precise_bn, progress=progress)
+    save_pdparams(state, dst)
+    return load_weights(dst)[1]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Convert an official BackgroundMattingV2 PyTorch checkpoint to .pdparams '
                     '(no torch needed for files saved by torch >= 1.6), or reduce a train.py '
                     'checkpoint to its model weights.')
-    parser.add_argument('src', help='official checkpoint (e.g. pytorch_mobilenetv2.pth) or a '
-                                    'train.py checkpoint (checkpoint/NAME/epoch-*.pdparams)')
+    parser.add_argument('src', nargs='+', help='official checkpoint (e.g. pytorch_mobilenetv2.pth) or a '
+                                               'train.py checkpoint (checkpoint/NAME/epoch-*.pdparams); several '
+                                               'train.py checkpoints of one run: their mean weights')
     parser.add_argument('dst', help='output .pdparams path')
     parser.add_argument('--deeplabv3', metavar='BACKBONE', choices=BACKBONES,
                         help='src is pretrained DeepLabV3 weights for this backbone (training start point)')
@@ -76,16 +91,22 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.precise_bn < 0 or (args.precise_bn and args.deeplabv3):
         parser.error('--precise-bn takes a positive number of batches and a train.py checkpoint, not --deeplabv3')
+    if len(args.src) > 1 and args.deeplabv3:
+        parser.error('--deeplabv3 converts one file; several sources are train.py checkpoints to average')
     try:
-        config = convert_checkpoint(args.src, args.dst, args.deeplabv3, precise_bn=args.precise_bn,
-                                    progress=not args.no_progress)
+        if len(args.src) > 1:
+            config = average_to_pdparams(args.src, args.dst, args.precise_bn, progress=not args.no_progress)
+        else:
+            config = convert_checkpoint(args.src[0], args.dst, args.deeplabv3, precise_bn=args.precise_bn,
+                                        progress=not args.no_progress)
     except CheckpointError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     desc = f"{config['backbone']} Matting{config['model_type'].capitalize()}"
     if config.get('refine_kernel_size'):
         desc += f", refiner kernel size {config['refine_kernel_size']}"
-    print(f'Converted {args.src} ({desc}) -> {args.dst}')
+    what = args.src[0] if len(args.src) == 1 else f'the mean of {len(args.src)} checkpoints'
+    print(f'Converted {what} ({desc}) -> {args.dst}')
     return 0
 
 

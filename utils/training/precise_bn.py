@@ -17,7 +17,8 @@ import warnings
 
 import paddle
 
-__all__ = ['batch_norm_layers', 'recompute_bn_statistics', 'checkpoint_batches', 'precise_bn_weights']
+__all__ = ['batch_norm_layers', 'recompute_bn_statistics', 'checkpoint_batches', 'precise_bn_weights',
+           'precise_bn_state']
 
 # Seed of the recomputation's batches: scenes no training run of seed 0..9 draws first.
 PRECISE_BN_SEED = 20_231
@@ -91,16 +92,24 @@ def precise_bn_weights(checkpoint, count, num_workers=1, progress=False):
     """
     from model.weights import CheckpointError
     from utils.training.checkpoint import load_checkpoint
-    from utils.training.loop import new_model
     try:
         state = load_checkpoint(checkpoint)
     except CheckpointError as e:
         # the first clause names the file and what it holds; the rest is advice for train.py
         raise CheckpointError(f'{str(e).split(";")[0]}; recomputing BatchNorm statistics needs a train.py '
                               f'checkpoint, whose saved options say how to draw the batches') from None
-    meta_args = state['meta']['args']
+    return precise_bn_state(state['model'], state['meta']['args'], count, num_workers, progress)
+
+
+def precise_bn_state(weights, meta_args, count, num_workers=1, progress=False):
+    """`weights` (a model state dict of the run that saved `meta_args`, e.g. the mean of its
+    checkpoints) with BatchNorm statistics recomputed over `count` batches drawn like the run's.
+
+    Returns the model's state dict (name -> tensor).
+    """
+    from utils.training.loop import new_model
     model = new_model(types.SimpleNamespace(**meta_args))
-    model.set_state_dict(state['model'])
+    model.set_state_dict({k: v if isinstance(v, paddle.Tensor) else paddle.to_tensor(v) for k, v in weights.items()})
     batches = checkpoint_batches(meta_args, count)
     paddle.seed(PRECISE_BN_SEED)  # the dropout masks: the same statistics every time
     loader = paddle.io.DataLoader(batches, batch_size=None, num_workers=num_workers)
