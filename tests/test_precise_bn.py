@@ -132,3 +132,47 @@ def test_averaging_refuses_weights_files_and_other_networks(tmp_path):
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert 'hold different networks (--model-backbone differ)' in proc.stderr.strip().splitlines()[-1]
     assert not os.path.exists(tmp_path / 'x.pdparams')
+
+
+def test_cli_blends_the_checkpoints_toward_the_start_weights(tmp_path):
+    tiny_run(tmp_path, '--checkpoint-interval', '1')
+    first, last = (str(tmp_path / 'checkpoint' / 'pbn' / f) for f in ('epoch-0-step-1.pdparams', 'epoch-0.pdparams'))
+    a, b = ({k: v.numpy() for k, v in load_checkpoint(p)['model'].items()} for p in (first, last))
+    start = str(tmp_path / 'start.pdparams')
+    assert convert(first, start).returncode == 0  # a weights file, as a run's start point is
+    learned = [k for k in a if not k.endswith(('._mean', '._variance')) and not np.array_equal(a[k], b[k])]
+
+    blended = str(tmp_path / 'blend.pdparams')
+    proc = convert(last, blended, '--precise-bn', '2', '--blend', start, '--blend-fraction', '0.25')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f'blended 0.25 toward {start}' in proc.stdout
+    saved = paddle.load(blended, return_numpy=True)
+    for k in learned:
+        np.testing.assert_allclose(saved[k], 0.75 * b[k].astype(np.float64) + 0.25 * a[k], rtol=1e-6, atol=1e-7)
+    statistics = [k for k in a if k.endswith('._mean')]
+    mixed = {k: 0.75 * b[k] + 0.25 * a[k] for k in statistics}
+    assert sum(not np.allclose(saved[k], mixed[k]) for k in statistics) > len(statistics) // 2  # recomputed
+
+    from utils.training.averaging import blend
+    for fraction, expected in ((0, b), (1, a)):
+        ends = blend(b, start, fraction)
+        for k in learned:
+            np.testing.assert_allclose(ends[k], expected[k], rtol=1e-6)
+
+
+def test_blend_errors_are_one_line(tmp_path):
+    checkpoint = tiny_run(tmp_path)
+    out = str(tmp_path / 'x.pdparams')
+    for args, message in (([checkpoint, out, '--blend', checkpoint], '--precise-bn BATCHES'),
+                          ([checkpoint, out, '--precise-bn', '2', '--blend-fraction', '0.3'], 'goes with --blend'),
+                          ([checkpoint, out, '--precise-bn', '2', '--blend', checkpoint, '--blend-fraction', '1.5'],
+                           'between 0 and 1')):
+        proc = convert(*args)
+        assert proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1], proc.stderr[-500:]
+    other = load_checkpoint(checkpoint)
+    other['model'] = {k: v for k, v in other['model'].items() if not k.startswith('refiner.')}
+    paddle.save(other['model'], str(tmp_path / 'base.pdparams'))
+    proc = convert(checkpoint, out, '--precise-bn', '2', '--blend', str(tmp_path / 'base.pdparams'))
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'holds another network than the checkpoints' in proc.stderr.strip().splitlines()[-1]
+    assert not os.path.exists(out)

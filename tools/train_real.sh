@@ -8,6 +8,9 @@
 #   python -m utils.convert_weights checkpoint/real-refine/<latest> weights.pdparams --precise-bn 100
 #   # or the mean weights of the run's last checkpoints (utils/training/averaging.py):
 #   python -m utils.convert_weights checkpoint/real-refine/epoch-*-step-*.pdparams weights.pdparams --precise-bn 100
+#   # or that mean moved half-way back to the weights the run started from (--blend):
+#   python -m utils.convert_weights checkpoint/real-refine/epoch-*-step-*.pdparams weights.pdparams --precise-bn 100 \
+#       --blend start.pdparams
 #
 # PROCS data-parallel CPU processes (python -m paddle.distributed.launch, default 2: one per
 # core: 1.7 times the steps per second of one process on a 2-core machine); the batch of 4 is

@@ -5,6 +5,8 @@ Command line:
     python -m utils.convert_weights checkpoint/NAME/epoch-3.pdparams weights.pdparams
     python -m utils.convert_weights checkpoint/NAME/epoch-3.pdparams weights.pdparams --precise-bn 100
     python -m utils.convert_weights checkpoint/NAME/epoch-*-step-*.pdparams weights.pdparams --precise-bn 100
+    python -m utils.convert_weights checkpoint/NAME/epoch-*-step-*.pdparams weights.pdparams --precise-bn 100 \
+        --blend start.pdparams --blend-fraction 0.5
     python -m utils.convert_weights deeplabv3_mobilenetv2.pth start.pdparams --deeplabv3 mobilenetv2
 
 Reading and mapping the weights is `model.weights`; this module writes the result.
@@ -59,12 +61,15 @@ def convert_checkpoint(src, dst, deeplabv3_backbone=None, precise_bn=0, progress
     return config
 
 
-def average_to_pdparams(srcs, dst, precise_bn=0, progress=False):
+def average_to_pdparams(srcs, dst, precise_bn=0, progress=False, blend_with=None, blend_fraction=0.5):
     """Write the mean weights of train.py checkpoints `srcs` of one network to `dst` (.pdparams),
-    with BatchNorm statistics recomputed over `precise_bn` batches if > 0 (see
-    ``utils.training.averaging``). Returns the config of the newest checkpoint's weights."""
-    from utils.training.averaging import average_checkpoints
+    moved `blend_fraction` of the way to the weights file `blend_with` if given, with BatchNorm
+    statistics recomputed over `precise_bn` batches if > 0 (see ``utils.training.averaging``).
+    Returns the config of the newest checkpoint's weights."""
+    from utils.training.averaging import average_checkpoints, blend
     state, meta = average_checkpoints(srcs)
+    if blend_with:
+        state = blend(state, blend_with, blend_fraction)
     if precise_bn:
         from utils.training.precise_bn import precise_bn_state
         state = precise_bn_state(state, meta['args'], precise_bn, progress=progress)
@@ -87,15 +92,29 @@ def main(argv=None):
                         help='src is a train.py checkpoint: recompute its BatchNorm statistics as the average '
                              'over this many batches drawn like its run\'s (see utils.training.precise_bn); '
                              '0: keep the saved running averages (default 0)')
+    parser.add_argument('--blend', metavar='WEIGHTS',
+                        help='move the train.py checkpoints\' (mean) weights toward these weights of the same '
+                             'network, usually the ones the run started from (needs --precise-bn)')
+    parser.add_argument('--blend-fraction', type=float, metavar='F',
+                        help='with --blend: the result is (1 - F) x the checkpoints + F x WEIGHTS (default 0.5)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
+    if args.blend and (args.deeplabv3 or not args.precise_bn):
+        parser.error('--blend takes train.py checkpoints and --precise-bn BATCHES (a blend\'s BatchNorm '
+                     'statistics belong to neither network: they must be recomputed)')
+    if args.blend_fraction is not None and not args.blend:
+        parser.error('--blend-fraction goes with --blend WEIGHTS')
+    args.blend_fraction = 0.5 if args.blend_fraction is None else args.blend_fraction
+    if not 0 <= args.blend_fraction <= 1:
+        parser.error(f'--blend-fraction must be between 0 and 1, got {args.blend_fraction:g}')
     if args.precise_bn < 0 or (args.precise_bn and args.deeplabv3):
         parser.error('--precise-bn takes a positive number of batches and a train.py checkpoint, not --deeplabv3')
     if len(args.src) > 1 and args.deeplabv3:
         parser.error('--deeplabv3 converts one file; several sources are train.py checkpoints to average')
     try:
-        if len(args.src) > 1:
-            config = average_to_pdparams(args.src, args.dst, args.precise_bn, progress=not args.no_progress)
+        if len(args.src) > 1 or args.blend:
+            config = average_to_pdparams(args.src, args.dst, args.precise_bn, progress=not args.no_progress,
+                                         blend_with=args.blend, blend_fraction=args.blend_fraction)
         else:
             config = convert_checkpoint(args.src[0], args.dst, args.deeplabv3, precise_bn=args.precise_bn,
                                         progress=not args.no_progress)
@@ -106,6 +125,8 @@ def main(argv=None):
     if config.get('refine_kernel_size'):
         desc += f", refiner kernel size {config['refine_kernel_size']}"
     what = args.src[0] if len(args.src) == 1 else f'the mean of {len(args.src)} checkpoints'
+    if args.blend:
+        what += f' blended {args.blend_fraction:g} toward {args.blend}'
     print(f'Converted {what} ({desc}) -> {args.dst}')
     return 0
 
