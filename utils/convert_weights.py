@@ -21,6 +21,7 @@ import numpy as np
 from model import BACKBONES, MattingBase
 from model.weights import CheckpointError, convert_deeplabv3_state_dict, load_weights, read_torch_checkpoint
 from utils.image_io import atomic_write_bytes
+from utils.training.averaging import BLEND_FRACTION
 
 
 def save_pdparams(state_dict, path):
@@ -61,7 +62,7 @@ def convert_checkpoint(src, dst, deeplabv3_backbone=None, precise_bn=0, progress
     return config
 
 
-def average_to_pdparams(srcs, dst, precise_bn=0, progress=False, blend_with=None, blend_fraction=0.5):
+def average_to_pdparams(srcs, dst, precise_bn=0, progress=False, blend_with=None, blend_fraction=BLEND_FRACTION):
     """Write the mean weights of train.py checkpoints `srcs` of one network to `dst` (.pdparams),
     moved `blend_fraction` of the way to the weights file `blend_with` if given, with BatchNorm
     statistics recomputed over `precise_bn` batches if > 0 (see ``utils.training.averaging``).
@@ -96,7 +97,8 @@ def main(argv=None):
                         help='move the train.py checkpoints\' (mean) weights toward these weights of the same '
                              'network, usually the ones the run started from (needs --precise-bn)')
     parser.add_argument('--blend-fraction', type=float, metavar='F',
-                        help='with --blend: the result is (1 - F) x the checkpoints + F x WEIGHTS (default 0.5)')
+                        help='with --blend: the result is (1 - F) x the checkpoints + F x WEIGHTS '
+                             f'(default {BLEND_FRACTION:g})')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     if args.blend and (args.deeplabv3 or not args.precise_bn):
@@ -104,7 +106,7 @@ def main(argv=None):
                      'statistics belong to neither network: they must be recomputed)')
     if args.blend_fraction is not None and not args.blend:
         parser.error('--blend-fraction goes with --blend WEIGHTS')
-    args.blend_fraction = 0.5 if args.blend_fraction is None else args.blend_fraction
+    args.blend_fraction = BLEND_FRACTION if args.blend_fraction is None else args.blend_fraction
     if not 0 <= args.blend_fraction <= 1:
         parser.error(f'--blend-fraction must be between 0 and 1, got {args.blend_fraction:g}')
     if args.precise_bn < 0 or (args.precise_bn and args.deeplabv3):

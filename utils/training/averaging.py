@@ -20,10 +20,17 @@ import numpy as np
 
 from model.weights import CheckpointError
 
-__all__ = ['average_checkpoints', 'blend']
+__all__ = ['average_checkpoints', 'blend', 'BLEND_FRACTION']
 
 # train.py options that decide the network's layers: checkpoints to average must agree on them.
 MODEL_OPTIONS = ('stage', 'model_backbone', 'model_refine_kernel_size')
+# How far `blend` goes back to the start weights unless told otherwise (convert_weights --blend-fraction).
+BLEND_FRACTION = 0.5
+
+
+def _shapes(state):
+    """name -> shape: two states hold the same network if these are equal."""
+    return {k: np.shape(v) for k, v in state.items()}
 
 
 def average_checkpoints(paths):
@@ -48,11 +55,10 @@ def average_checkpoints(paths):
         meta = state['meta']
         if total is None:
             total = {k: v.astype(np.float64) for k, v in model.items()}
-            first = (path, meta, {k: v.shape for k, v in model.items()})
+            first = (path, meta, _shapes(model))
         else:
-            shapes = {k: v.shape for k, v in model.items()}
             options = [o for o in MODEL_OPTIONS if meta['args'].get(o) != first[1]['args'].get(o)]
-            if shapes != first[2] or options:
+            if _shapes(model) != first[2] or options:
                 differ = f'--{options[0].replace("_", "-")}' if options else 'layers'
                 raise CheckpointError(f'{resolve_checkpoint_path(path)} and {resolve_checkpoint_path(first[0])} '
                                       f'hold different networks ({differ} differ); average checkpoints of one run')
@@ -66,7 +72,7 @@ def average_checkpoints(paths):
     return mean, meta
 
 
-def blend(state, path, fraction):
+def blend(state, path, fraction=BLEND_FRACTION):
     """(1 - fraction) x `state` + fraction x the weights in `path`, entry by entry.
 
     Args:
@@ -84,8 +90,9 @@ def blend(state, path, fraction):
     if not 0 <= fraction <= 1:
         raise CheckpointError(f'blend fraction must be between 0 and 1, got {fraction:g}')
     other, _ = load_weights(path)
-    differ = sorted(set(state) ^ set(other)) or [k for k in state if np.shape(state[k]) != np.shape(other[k])]
-    if differ:
+    ours, theirs = _shapes(state), _shapes(other)
+    if ours != theirs:
+        differ = sorted(set(ours) ^ set(theirs)) or [k for k in ours if ours[k] != theirs[k]]
         raise CheckpointError(f'{path} holds another network than the checkpoints (first difference: {differ[0]}); '
                               f'blend with the weights their run started from')
     return {k: ((1 - fraction) * np.asarray(v, np.float64) + fraction * np.asarray(other[k], np.float64)).astype(np.float32)
