@@ -106,8 +106,9 @@ def build_parser():
                    help='add plate exposure changes and JPEG artifacts to the official augmentation')
     t.add_argument('--plate-change', choices=list(PLATE_CHANGES), default='official',
                    help='how far the plate may drift from the background behind the subject: official '
-                        '(hand-held plate shot apart) or light (fixed camera settings, aligned plate; '
-                        'keeps faint differences meaningful) (default: official)')
+                        '(hand-held plate shot apart), light (fixed camera settings, aligned plate; '
+                        'keeps faint differences meaningful) or locked (tripod, locked exposure, low noise: '
+                        'the plate differs by about what the evaluation\'s plates do) (default: official)')
     t.add_argument('--real-kinds', default='', metavar='KIND=W,...',
                    help='--dataset-name real: change how often each kind of foreground layer is drawn in '
                         'the training scenes, e.g. translucent=0.25 (relative weights; kinds and defaults: '

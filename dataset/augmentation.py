@@ -43,16 +43,24 @@ __all__ = [
 ]
 
 # How far the plate given to the model may drift from the background behind the subject, per
-# preset: keyword arguments of jitter_plate_color and misalign_plate. 'official' keeps their
-# defaults, the official recipe (a plate shot minutes apart by a hand-held camera: hue shifts up
-# to 36 degrees, shifts of 1 % of the width). 'light' is a plate shot with the same, fixed camera
-# settings, as a tripod capture or an aligned hand-held plate gives: the large changes of
-# 'official' are bigger than the difference a translucent or background-coloured subject makes,
-# so a model trained on them learns to ignore exactly the faint differences that carry alpha.
+# preset: keyword arguments of jitter_plate_color, misalign_plate, change_exposure and add_noise
+# (missing: their defaults). 'official' keeps the defaults, the official recipe (a plate shot
+# minutes apart by a hand-held camera: hue shifts up to 36 degrees, shifts of 1 % of the width).
+# 'light' is a plate shot with the same, fixed camera settings, as a tripod capture or an aligned
+# hand-held plate gives: the large changes of 'official' are bigger than the difference a
+# translucent or background-coloured subject makes, so a model trained on them learns to ignore
+# exactly the faint differences that carry alpha. 'locked' is a camera on a tripod with exposure
+# and white balance locked and a low-noise sensor: the plate differs from the shot by about what
+# the evaluation's plates do (a slight tone change and sensor noise), so that differences of a
+# few percent, the partial alpha of translucent layers and soft edges, are not learnt as noise.
 PLATE_CHANGES = {
     'official': {'jitter': {}, 'misalign': {}},
     'light': {'jitter': dict(brightness=0.06, contrast=0.06, saturation=0.06, hue=0.015),
               'misalign': dict(degrees=0.3, translate=0.003)},
+    'locked': {'jitter': dict(brightness=0.03, contrast=0.03, saturation=0.03, hue=0.008),
+               'misalign': dict(degrees=0.15, translate=0.0015),
+               'exposure': dict(max_ev=0.1, max_white_balance=0.015),
+               'noise': dict(max_sigma=0.015, max_shot=0.001)},
 }
 
 # Rec. 601 luma weights: the grayscale used by colour jitter (same convention as the usual
@@ -541,7 +549,8 @@ def augment_batch(pha, fgr, bgr, rng, crop=(256, 512), shadow_prob=0.3, noise_pr
     colour-jittered, misaligned, re-exposed), pha/fgr the targets (cropped like the rest).
     crop=None keeps the input size. Set a probability to 0 to switch a step off; the
     exposure and JPEG steps are additions to the official recipe (real photos need them).
-    plate_change names the strengths of the plate jitter and shake (``PLATE_CHANGES``).
+    plate_change names the strengths of the plate jitter, shake, exposure change and sensor noise
+    (``PLATE_CHANGES``).
     """
     if plate_change not in PLATE_CHANGES:
         raise ValueError(f'unknown plate change {plate_change!r}; use one of {", ".join(PLATE_CHANGES)}')
@@ -550,9 +559,9 @@ def augment_batch(pha, fgr, bgr, rng, crop=(256, 512), shadow_prob=0.3, noise_pr
         pha, fgr, bgr = random_crop([pha, fgr, bgr], rng, crop)
     src_bgr = add_shadow(bgr, pha, rng, prob=shadow_prob)
     src = composite(fgr, pha, src_bgr)
-    src, bgr = add_noise(src, bgr, rng, prob=noise_prob)
+    src, bgr = add_noise(src, bgr, rng, prob=noise_prob, **change.get('noise', {}))
     bgr = jitter_plate_color(bgr, rng, prob=jitter_prob, **change['jitter'])
-    bgr = change_exposure(bgr, rng, prob=exposure_prob)
+    bgr = change_exposure(bgr, rng, prob=exposure_prob, **change.get('exposure', {}))
     bgr = misalign_plate(bgr, rng, prob=misalign_prob, **change['misalign'])
     src = jpeg_artifacts(src, rng, prob=jpeg_prob)
     bgr = jpeg_artifacts(bgr, rng, prob=jpeg_prob)

@@ -58,8 +58,8 @@ class BatchAugment:
         extra: also apply the dataset package's additions to the official recipe (plate
             exposure change, JPEG artifacts); False is the official recipe: random crop,
             shadow (p=0.3), noise (p=0.4), plate colour jitter (p=0.8), plate affine (p=0.3).
-        plate_change: strengths of the plate jitter and shake, a key of
-            ``dataset.augmentation.PLATE_CHANGES`` ('official' or 'light').
+        plate_change: strengths of the plate jitter, shake, exposure change and sensor noise, a
+            key of ``dataset.augmentation.PLATE_CHANGES`` ('official', 'light' or 'locked').
     Inputs/outputs are NCHW float32 numpy arrays in [0, 1]; see `dataset.augmentation.augment_batch`.
     """
 

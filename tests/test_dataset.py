@@ -363,6 +363,21 @@ def test_light_plate_change_keeps_the_plate_closer_than_official():
         A.augment_batch(pha, fgr, bgr, _rng(0), plate_change='tripod', **off)
 
 
+def test_locked_plate_change_is_closest_in_tone_and_noise():
+    # the plate-side steps a locked camera has as well: noise, exposure, jitter and shake, all drawn
+    pha, fgr, bgr = _batch(n=4, h=64, w=64)
+    bgr = np.stack([cv2.GaussianBlur(b.transpose(1, 2, 0), (0, 0), 4).transpose(2, 0, 1) for b in bgr])
+    on = dict(crop=None, shadow_prob=0, jpeg_prob=0, noise_prob=1, exposure_prob=1, jitter_prob=1, misalign_prob=1)
+    gap = {}
+    for change in ('light', 'locked'):
+        out = [A.augment_batch(pha, fgr, bgr, _rng(s), plate_change=change, **on) for s in range(8)]
+        # plate against the clean background, and the noise of the shot against the clean composite
+        gap[change] = (float(np.mean([np.abs(o[1] - bgr).mean() for o in out])),
+                       float(np.mean([np.abs(o[0] - A.composite(fgr, pha, bgr)).mean() for o in out])))
+    assert 0 < gap['locked'][0] < 0.6 * gap['light'][0]
+    assert 0 < gap['locked'][1] < 0.7 * gap['light'][1]
+
+
 # ------------------------------------------------------------------------- synthetic data
 
 @pytest.mark.parametrize('size', [(64, 64), (48, 80)])
