@@ -40,7 +40,7 @@ __all__ = ['build_parser', 'main']
 
 def build_parser():
     """The argparse parser of train.py (official option names plus the port's additions)."""
-    from dataset.augmentation import PLATE_CHANGES
+    from dataset.augmentation import PLATE_CHANGES, SHADOW_PROB
     from dataset.data_path import add_data_path_arguments
     from dataset.real import KINDS
     from model.options import BACKBONES, REFINE_DEFAULTS, REFINE_KERNEL_SIZES, REFINE_MODES
@@ -109,6 +109,10 @@ def build_parser():
                         '(hand-held plate shot apart), light (fixed camera settings, aligned plate; '
                         'keeps faint differences meaningful) or locked (tripod, locked exposure, low noise: '
                         'the plate differs by about what the evaluation\'s plates do) (default: official)')
+    t.add_argument('--shadow-prob', type=float, default=SHADOW_PROB, metavar='P',
+                   help='how often a training sample gets a soft shadow cast on its background, a difference '
+                        'from the plate that is not the subject (0 to 1; default: %(default)g, the official '
+                        'recipe). A shadow looks like a dark translucent layer: 0 leaves partial alpha unopposed')
     t.add_argument('--real-kinds', default='', metavar='KIND=W,...',
                    help='--dataset-name real: change how often each kind of foreground layer is drawn in '
                         'the training scenes, e.g. translucent=0.25 (relative weights; kinds and defaults: '

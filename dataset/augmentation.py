@@ -39,7 +39,7 @@ __all__ = [
     'PairRandomBoxBlur', 'PairRandomSharpen', 'PairApplyOnlyAtIndices',
     'affine_matrix', 'color_jitter',
     'random_crop', 'add_shadow', 'composite', 'add_noise', 'jitter_plate_color',
-    'change_exposure', 'misalign_plate', 'jpeg_artifacts', 'augment_batch', 'PLATE_CHANGES',
+    'change_exposure', 'misalign_plate', 'jpeg_artifacts', 'augment_batch', 'PLATE_CHANGES', 'SHADOW_PROB',
 ]
 
 # How far the plate given to the model may drift from the background behind the subject, per
@@ -62,6 +62,9 @@ PLATE_CHANGES = {
                'exposure': dict(max_ev=0.1, max_white_balance=0.015),
                'noise': dict(max_sigma=0.015, max_shot=0.001)},
 }
+
+# How often a training sample gets a cast shadow on its background (the official recipe's 0.3).
+SHADOW_PROB = 0.3
 
 # Rec. 601 luma weights: the grayscale used by colour jitter (same convention as the usual
 # image libraries, so jitter strengths mean what people expect).
@@ -413,7 +416,7 @@ def random_crop(arrays, rng, size_range=(256, 512), multiple=4):
     return out
 
 
-def add_shadow(bgr, pha, rng, prob=0.3, strength=(0.1, 0.5), degrees=(-5, 5), translate=(0.2, 0.2),
+def add_shadow(bgr, pha, rng, prob=SHADOW_PROB, strength=(0.1, 0.5), degrees=(-5, 5), translate=(0.2, 0.2),
                scale=(0.5, 1.5), shear=(-15, 15), blur=(0.02, 0.08)):
     """Darken the background with a soft shadow shaped like the subject: (N,3,H,W) -> (N,3,H,W).
 
@@ -539,7 +542,7 @@ def jpeg_artifacts(batch, rng, prob=0.1, quality=(60, 95)):
     return out
 
 
-def augment_batch(pha, fgr, bgr, rng, crop=(256, 512), shadow_prob=0.3, noise_prob=0.4, jitter_prob=0.8,
+def augment_batch(pha, fgr, bgr, rng, crop=(256, 512), shadow_prob=SHADOW_PROB, noise_prob=0.4, jitter_prob=0.8,
                   misalign_prob=0.3, exposure_prob=0.3, jpeg_prob=0.1, plate_change='official'):
     """The per-step augmentation of the training loop, chained in the official order.
 

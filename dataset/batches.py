@@ -60,21 +60,27 @@ class BatchAugment:
             shadow (p=0.3), noise (p=0.4), plate colour jitter (p=0.8), plate affine (p=0.3).
         plate_change: strengths of the plate jitter, shake, exposure change and sensor noise, a
             key of ``dataset.augmentation.PLATE_CHANGES`` ('official', 'light' or 'locked').
+        shadow_prob: how often a sample's background gets a cast shadow; None: the official
+            ``dataset.augmentation.SHADOW_PROB``.
     Inputs/outputs are NCHW float32 numpy arrays in [0, 1]; see `dataset.augmentation.augment_batch`.
     """
 
-    def __init__(self, crop, extra=False, plate_change='official'):
+    def __init__(self, crop, extra=False, plate_change='official', shadow_prob=None):
         self.crop = tuple(crop) if crop is not None else None
         self.extra = extra
         self.plate_change = plate_change
+        self.shadow_prob = shadow_prob
 
     def __call__(self, pha, fgr, bgr, rng):
         from dataset.augmentation import augment_batch
         extra = {} if self.extra else {'exposure_prob': 0.0, 'jpeg_prob': 0.0}
+        if self.shadow_prob is not None:
+            extra['shadow_prob'] = self.shadow_prob
         return augment_batch(pha, fgr, bgr, rng, crop=self.crop, plate_change=self.plate_change, **extra)
 
     def __repr__(self):
-        return f'BatchAugment(crop={self.crop}, extra={self.extra}, plate_change={self.plate_change!r})'
+        return (f'BatchAugment(crop={self.crop}, extra={self.extra}, plate_change={self.plate_change!r}, '
+                f'shadow_prob={self.shadow_prob})')
 
 
 class MattingBatches(paddle.io.Dataset):

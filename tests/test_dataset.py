@@ -12,6 +12,7 @@ import paddle
 import pytest
 
 from dataset import augmentation as A
+from dataset.batches import BatchAugment
 from dataset import (DataPathError, ImagesDataset, SampleDataset, SyntheticMattingDataset, VideoDataset, ZipDataset,
                      add_data_path_arguments, data_path_from_args, load_data_path, make_sample_pair, matting_dataset,
                      resolve, split_rgba_folder, write_synthetic_dataset)
@@ -376,6 +377,18 @@ def test_locked_plate_change_is_closest_in_tone_and_noise():
                        float(np.mean([np.abs(o[0] - A.composite(fgr, pha, bgr)).mean() for o in out])))
     assert 0 < gap['locked'][0] < 0.6 * gap['light'][0]
     assert 0 < gap['locked'][1] < 0.7 * gap['light'][1]
+
+
+def test_batch_augment_shadow_prob_reaches_the_shadows():
+    # a bright, flat background: a shadow is the only thing that darkens it in the shot
+    pha, fgr, _ = _batch(n=4, h=64, w=64)
+    bgr = np.full_like(fgr, 0.8)
+    darkest = {}
+    for prob in (0.0, 1.0):
+        out = [BatchAugment(None, plate_change='locked', shadow_prob=prob)(pha, fgr, bgr, _rng(s)) for s in range(4)]
+        background = np.concatenate([o[0][o[2].repeat(3, 1) == 0] for o in out])
+        darkest[prob] = float(np.percentile(background, 1))  # sensor noise alone stays near 0.8
+    assert darkest[0.0] > 0.7 > 0.65 > darkest[1.0]
 
 
 # ------------------------------------------------------------------------- synthetic data

@@ -176,3 +176,13 @@ def test_blend_errors_are_one_line(tmp_path):
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert 'holds another network than the checkpoints' in proc.stderr.strip().splitlines()[-1]
     assert not os.path.exists(out)
+
+
+def test_batches_are_drawn_with_the_runs_shadows(tmp_path):
+    from dataset.augmentation import SHADOW_PROB
+    from utils.training.precise_bn import checkpoint_batches
+    meta_args = load_checkpoint(tiny_run(tmp_path, '--shadow-prob', '0'))['meta']['args']
+    assert checkpoint_batches(meta_args, 2).augment.shadow_prob == 0
+    # a checkpoint saved before the option existed was trained with the official shadows
+    older = {k: v for k, v in meta_args.items() if k != 'shadow_prob'}
+    assert checkpoint_batches(older, 2).augment.shadow_prob == SHADOW_PROB

@@ -400,11 +400,11 @@ def test_signal_to_the_process_group_with_dataloader_workers_saves_a_checkpoint(
 def test_refine_stage_starts_from_the_base_checkpoint_folder(logged_run, tmp_path, capsys):
     base_folder = str(logged_run / 'checkpoint' / 'logged')
     assert train.main(tiny_args(tmp_path, 'refine', 'refine', '--model-last-checkpoint', base_folder,
-                                '--max-steps', '1', '--plate-change', 'light')) == 0
+                                '--max-steps', '1', '--plate-change', 'light', '--shadow-prob', '0')) == 0
     out = capsys.readouterr().out
     # Everything but the refiner (and its BatchNorm statistics) comes from the base checkpoint.
     assert 'epoch-0.pdparams: 302/319 entries matched' in out
-    assert 'plate change light' in out
+    assert 'plate change light, shadows p=0,' in out
 
 
 def test_refine_stage_starts_from_an_official_pth(tmp_path, capsys):
@@ -450,6 +450,7 @@ def test_missing_dataset_folder_names_the_data_path_entry(tmp_path, capsys):
     (['--loss-unknown-weight', '-1'], '--loss-unknown-weight must be 0 (off) or positive'),
     (['--loss-foreground-weight', '-0.5'], '--loss-foreground-weight must be 0 (off) or positive'),
     (['--real-kinds', 'translucent=0.3'], '--real-kinds sets the foreground mix of --dataset-name real'),
+    (['--shadow-prob', '1.5'], '--shadow-prob is a probability: give a value from 0 to 1, got 1.5'),
     (['--model-last-checkpoint', 'no/such/file.pdparams'], 'no such checkpoint file or folder'),
     (['--model-pretrain-initialization', 'no/such/deeplab.pdparams'], 'no such file'),
 ])

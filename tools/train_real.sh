@@ -25,8 +25,11 @@ NAME=${NAME:-real-refine}
 FROM=${FROM:-weights/bgmv2_mobilenetv2_synthetic.pdparams}
 LR_SCALE=${LR_SCALE:-4}
 # light: the plate differs from the background behind the subject only by what a fixed camera
-# gives (see dataset.augmentation.PLATE_CHANGES); official: the official, much larger changes.
+# gives (see dataset.augmentation.PLATE_CHANGES); official: the official, much larger changes;
+# locked: a tripod camera with locked exposure and little sensor noise.
 PLATE=${PLATE:-light}
+# train.py --shadow-prob: how often a sample's background gets a cast shadow (official: 0.3).
+SHADOW=${SHADOW:-0.3}
 # Scenes are a function of (seed, epoch, index): a run that starts from another run's weights
 # sees new scenes only with another seed.
 SEED=${SEED:-0}
@@ -57,7 +60,7 @@ fi
 "$@" train.py --stage refine \
     --dataset-name real --model-backbone mobilenetv2 --device cpu --seed "$SEED" --resume \
     --model-name "$NAME" --model-last-checkpoint "$FROM" --lr-scale "$LR_SCALE" \
-    --extra-augmentation --plate-change "$PLATE" --loss-unknown-weight "$UNKNOWN_WEIGHT" \
+    --extra-augmentation --plate-change "$PLATE" --shadow-prob "$SHADOW" --loss-unknown-weight "$UNKNOWN_WEIGHT" \
     --loss-foreground-weight "$FOREGROUND_WEIGHT" --real-kinds "$KINDS" --num-workers 1 --no-progress --epoch-end 1000 \
     --batch-size 4 --sample-size "$SAMPLE_SIZE" --crop-size "$CROP_MIN" "$SAMPLE_SIZE" --synthetic-length 2000 --valid-samples 16 \
     --model-backbone-scale "$BACKBONE_SCALE" --model-refine-mode sampling --model-refine-sample-pixels 20000 \

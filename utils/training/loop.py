@@ -108,6 +108,8 @@ def _check_args(args, world_size):
         if getattr(args, option) < 0:
             raise TrainingError(f'--{option.replace("_", "-")} must be 0 (off) or positive, '
                                 f'got {getattr(args, option):g}')
+    if not 0 <= args.shadow_prob <= 1:
+        raise TrainingError(f'--shadow-prob is a probability: give a value from 0 to 1, got {args.shadow_prob:g}')
     if args.real_kinds:
         if args.dataset_name != REAL:
             raise TrainingError(f'--real-kinds sets the foreground mix of --dataset-name {REAL}, '
@@ -163,7 +165,7 @@ def run_datasets(args, seed=None, synthetic_length=None):
 def run_augment(args):
     """The per-step augmentation of a run's options (see `run_datasets`)."""
     return BatchAugment(tuple(args.crop_size) if args.crop_size else None, extra=args.extra_augmentation,
-                        plate_change=args.plate_change)
+                        plate_change=args.plate_change, shadow_prob=args.shadow_prob)
 
 
 def build_optimizer(model, lrs):
@@ -641,7 +643,7 @@ class Trainer:
         self.say(f'[TRAIN] stage {args.stage}, {type(self.model).__name__}({args.model_backbone}), data '
                  f'{args.dataset_name}: {len(self.train_set)} train / {len(self.valid_set)} valid samples of '
                  f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, plate change '
-                 f'{args.plate_change}, {kinds}{region_losses}batch {args.batch_size} ({self.world_size} process(es), {self.device}'
+                 f'{args.plate_change}, shadows p={args.shadow_prob:g}, {kinds}{region_losses}batch {args.batch_size} ({self.world_size} process(es), {self.device}'
                  f'{", amp" if self.amp else ""}), '
                  f'{self.steps_per_epoch} steps/epoch, epochs {self.epoch}..{args.epoch_end - 1}, lrs '
                  + ', '.join(f'{k} {v:g}' for k, v in self.lrs.items()))

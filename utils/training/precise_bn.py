@@ -78,9 +78,11 @@ def checkpoint_batches(meta_args, count, seed=PRECISE_BN_SEED):
     """
     from dataset.batches import MattingBatches
     from utils.training.loop import run_augment, run_datasets
-    # checkpoints written before --plate-change / --real-kinds existed trained with the official
-    # plate changes / the default foreground mix
-    a = types.SimpleNamespace(**{'plate_change': 'official', 'real_kinds': '', **meta_args})
+    from dataset.augmentation import SHADOW_PROB
+    # checkpoints written before --plate-change / --real-kinds / --shadow-prob existed trained with
+    # the official plate changes / the default foreground mix / the official shadows
+    a = types.SimpleNamespace(**{'plate_change': 'official', 'real_kinds': '', 'shadow_prob': SHADOW_PROB,
+                                 **meta_args})
     train_set, _ = run_datasets(a, seed=seed, synthetic_length=count * a.batch_size)
     return MattingBatches(train_set, a.batch_size, seed=seed, shuffle=False, augment=run_augment(a))
 
