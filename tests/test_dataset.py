@@ -349,10 +349,14 @@ def test_augment_batch_shapes_and_determinism():
     assert np.allclose(src0, A.composite(fgr, pha, bgr)) and np.array_equal(plate0, bgr)
 
 
-def test_light_plate_change_keeps_the_plate_closer_than_official():
-    # smooth images, as photos are: a plate shake then moves pixels by about the shift
+def _smooth_batch():
+    """A batch with a smooth background, as photos are: a plate shake then moves pixels by about the shift."""
     pha, fgr, bgr = _batch(n=4, h=64, w=64)
-    bgr = np.stack([cv2.GaussianBlur(b.transpose(1, 2, 0), (0, 0), 4).transpose(2, 0, 1) for b in bgr])
+    return pha, fgr, np.stack([cv2.GaussianBlur(b.transpose(1, 2, 0), (0, 0), 4).transpose(2, 0, 1) for b in bgr])
+
+
+def test_light_plate_change_keeps_the_plate_closer_than_official():
+    pha, fgr, bgr = _smooth_batch()
     off = dict(crop=None, shadow_prob=0, noise_prob=0, exposure_prob=0, jpeg_prob=0, jitter_prob=1, misalign_prob=1)
     gap = {}
     for change in ('official', 'light'):
@@ -366,8 +370,7 @@ def test_light_plate_change_keeps_the_plate_closer_than_official():
 
 def test_locked_plate_change_is_closest_in_tone_and_noise():
     # the plate-side steps a locked camera has as well: noise, exposure, jitter and shake, all drawn
-    pha, fgr, bgr = _batch(n=4, h=64, w=64)
-    bgr = np.stack([cv2.GaussianBlur(b.transpose(1, 2, 0), (0, 0), 4).transpose(2, 0, 1) for b in bgr])
+    pha, fgr, bgr = _smooth_batch()
     on = dict(crop=None, shadow_prob=0, jpeg_prob=0, noise_prob=1, exposure_prob=1, jitter_prob=1, misalign_prob=1)
     gap = {}
     for change in ('light', 'locked'):
