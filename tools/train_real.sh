@@ -28,8 +28,9 @@ LR_SCALE=${LR_SCALE:-4}
 # gives (see dataset.augmentation.PLATE_CHANGES); official: the official, much larger changes;
 # locked: a tripod camera with locked exposure and little sensor noise.
 PLATE=${PLATE:-light}
-# train.py --shadow-prob: how often a sample's background gets a cast shadow (official: 0.3).
-SHADOW=${SHADOW:-0.3}
+# train.py --shadow-prob: how often a sample's background gets a cast shadow (empty: train.py's
+# default, the official rate).
+SHADOW=${SHADOW:-}
 # Scenes are a function of (seed, epoch, index): a run that starts from another run's weights
 # sees new scenes only with another seed.
 SEED=${SEED:-0}
@@ -60,7 +61,7 @@ fi
 "$@" train.py --stage refine \
     --dataset-name real --model-backbone mobilenetv2 --device cpu --seed "$SEED" --resume \
     --model-name "$NAME" --model-last-checkpoint "$FROM" --lr-scale "$LR_SCALE" \
-    --extra-augmentation --plate-change "$PLATE" --shadow-prob "$SHADOW" --loss-unknown-weight "$UNKNOWN_WEIGHT" \
+    --extra-augmentation --plate-change "$PLATE" ${SHADOW:+--shadow-prob "$SHADOW"} --loss-unknown-weight "$UNKNOWN_WEIGHT" \
     --loss-foreground-weight "$FOREGROUND_WEIGHT" --real-kinds "$KINDS" --num-workers 1 --no-progress --epoch-end 1000 \
     --batch-size 4 --sample-size "$SAMPLE_SIZE" --crop-size "$CROP_MIN" "$SAMPLE_SIZE" --synthetic-length 2000 --valid-samples 16 \
     --model-backbone-scale "$BACKBONE_SCALE" --model-refine-mode sampling --model-refine-sample-pixels 20000 \
