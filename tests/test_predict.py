@@ -543,6 +543,22 @@ def test_shipped_samples():
     assert any(h % 4 or w % 4 for h, w in sizes)
 
 
+def test_shipped_samples_are_what_utils_samples_writes(tmp_path):
+    """`python -m utils.samples` regenerates dataset/samples (src, bgr and the true alpha), so a
+    change to the scene generator cannot leave the shipped samples stale. JPEG encoders of other
+    OpenCV builds may round differently: the decoded pixels must agree to a grey level."""
+    from utils.samples import make_samples
+    shipped = os.path.join(ROOT, 'dataset', 'samples')
+    written = make_samples(str(tmp_path))
+    assert sorted(os.path.relpath(p, tmp_path) for p in written) == sorted(
+        os.path.join(kind, name) for kind in ('src', 'bgr', 'pha') for name in os.listdir(os.path.join(shipped, kind)))
+    for path in written:
+        new = read_image(path)
+        old = read_image(os.path.join(shipped, os.path.relpath(path, tmp_path)))
+        assert new.shape == old.shape, path
+        assert np.abs(new - old).mean() < 1 / 255, path
+
+
 # --------------------------------------------------------------------------- reruns and interruptions
 
 def test_rerun_replaces_its_own_outputs_but_not_other_files(pair, converted_weights, tmp_path, capsys):

@@ -2,11 +2,13 @@
 
     python -m utils.samples [OUT_DIR]      # default: dataset/samples
 
-Writes a few source/background pairs as OUT_DIR/src/NAME.EXT and OUT_DIR/bgr/NAME.EXT. They
-are made by `dataset.synthetic.make_sample_pair`: a made-up subject over a made-up room or
-outdoor scene, and a plate with what a second capture differs by (noise, a slight
-misalignment, exposure), so no third-party images are needed. Everything is a function of the
-seeds below, so the files can be regenerated exactly (up to the encoders' versions).
+Writes a few source/background pairs as OUT_DIR/src/NAME.EXT and OUT_DIR/bgr/NAME.EXT, and
+their true alpha mattes as OUT_DIR/pha/NAME.png (to measure a model on them). They are made by
+`dataset.synthetic.make_sample_pair`: a made-up subject over a made-up room or outdoor scene,
+and a plate with what a second capture differs by (noise, a slight misalignment, exposure), so
+no third-party images are needed. Everything is a function of the seeds below, so the files
+can be regenerated exactly (up to the encoders' versions); a test checks that the shipped files
+are what this module writes, so a change to the scene generator cannot leave them stale.
 
 One pair has an odd size (not a multiple of 4) on purpose, to exercise padding. The large
 pairs are JPEG (quality 95): their sensor noise makes PNGs of 2-3 MB, too much for a repository.
@@ -30,7 +32,8 @@ DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 
 def _encode(img, ext):
-    """float RGB [0, 1] -> bytes: JPEG at JPEG_QUALITY, or PNG at the highest compression."""
+    """float RGB or single-channel (H, W, 1) [0, 1] -> bytes: JPEG at JPEG_QUALITY, or PNG at the
+    highest compression."""
     from utils.image_io import to_uint8
     bgr = np.ascontiguousarray(to_uint8(img)[:, :, ::-1])
     params = ([cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext == '.jpg'
@@ -47,10 +50,10 @@ def make_samples(out_dir=DEFAULT_DIR):
     from utils.image_io import atomic_write_bytes
     written = []
     for name, (h, w), seed, ext in SAMPLES:
-        src, bgr, _pha, _fgr = make_sample_pair(h, w, seed=seed)
-        for kind, img in (('src', src), ('bgr', bgr)):
-            path = os.path.join(out_dir, kind, name + ext)
-            atomic_write_bytes(path, _encode(img, ext))
+        src, bgr, pha, _fgr = make_sample_pair(h, w, seed=seed)
+        for kind, img, kind_ext in (('src', src, ext), ('bgr', bgr, ext), ('pha', pha, '.png')):
+            path = os.path.join(out_dir, kind, name + kind_ext)
+            atomic_write_bytes(path, _encode(img, kind_ext))
             written.append(path)
     return written
 
