@@ -16,8 +16,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.evaluation.metrics import sad_image  # noqa: E402
 from utils.image_io import read_image, write_image  # noqa: E402
-
-SAMPLES = 'dataset/samples'
+from utils.samples import DEFAULT_DIR as SAMPLES  # noqa: E402
 
 
 def tile(path, width=320):
