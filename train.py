@@ -123,6 +123,9 @@ def build_parser():
     t.add_argument('--loss-foreground-weight', type=float, default=0.0,
                    help='add this times the mean alpha L1 error over the evaluation trimap\'s definite '
                         'foreground to the loss (0: off; default 0)')
+    t.add_argument('--loss-error-weight', type=float, default=0.0,
+                   help='add the error-prediction term this many times more, with its target detached, so '
+                        'that the patches refined in sampling mode are better chosen (0: off; default 0)')
     t.add_argument('--valid-samples', type=int, default=50, help='size of the fixed validation subset (default 50)')
     t.add_argument('--synthetic-length', type=int, default=256,
                    help='training samples per epoch of --dataset-name synthetic or real (default 256)')

@@ -186,15 +186,36 @@ def test_unknown_region_term_is_the_mean_error_there_and_absent_by_default():
     assert float(refine['pha_l1_unknown']) == pytest.approx(float(expected), rel=1e-5)
 
 
-def test_region_loss_weights_reach_the_training_loss(tmp_path, capsys):
+def test_extra_error_term_repeats_the_error_term_without_moving_the_coarse_alpha():
+    paddle.seed(5)
+    true_pha = paddle.to_tensor(np.round(soft_disc_alpha()[None, None] * 255) / 255)
+    fgr = paddle.rand([1, 3, 96, 96])
+    pha_sm = paddle.rand([1, 1, 24, 24])
+    err_sm = paddle.rand([1, 1, 24, 24])
+    pha_sm.stop_gradient = err_sm.stop_gradient = False
+    official = loss_terms_refine(true_pha, fgr, pha_sm, fgr[:, :, ::4, ::4], err_sm, true_pha, fgr)
+    assert 'err_mse_extra' not in official
+    terms = loss_terms_refine(true_pha, fgr, pha_sm, fgr[:, :, ::4, ::4], err_sm, true_pha, fgr, error_weight=4)
+    assert {k: float(v) for k, v in official.items()} == {k: float(terms[k]) for k in official}
+    assert float(terms['err_mse_extra']) == pytest.approx(4 * float(terms['err_mse']), rel=1e-6)
+    # The official term's target is not detached, so it moves pha_sm; the extra one moves only err_sm.
+    grad_pha, grad_err = paddle.grad(terms['err_mse_extra'], [pha_sm, err_sm], allow_unused=True)
+    assert grad_pha is None or float(paddle.abs(grad_pha).max()) == 0
+    assert float(paddle.abs(grad_err).max()) > 0
+    assert float(paddle.abs(paddle.grad(terms['err_mse'], [pha_sm])[0]).max()) > 0
+    base = loss_terms_base(true_pha, fgr, paddle.rand([1, 1, 96, 96]), true_pha, fgr, error_weight=2)
+    assert float(base['err_mse_extra']) == pytest.approx(2 * float(base['err_mse']), rel=1e-6)
+
+
+def test_optional_loss_weights_reach_the_training_loss(tmp_path, capsys):
     from visualdl import LogReader
     args = tiny_args(tmp_path, 'regions', 'refine', '--loss-unknown-weight', '3', '--loss-foreground-weight', '2',
-                     '--max-steps', '2')
+                     '--loss-error-weight', '5', '--max-steps', '2')
     assert train.main(args) == 0
-    assert 'unknown-region loss x3, foreground loss x2, ' in capsys.readouterr().out
+    assert 'unknown-region loss x3, foreground loss x2, extra error loss x5, ' in capsys.readouterr().out
     files = glob.glob(str(tmp_path / 'log' / 'regions' / 'vdlrecords.*'))
-    for term in ('unknown', 'foreground'):
-        values = [r.value for r in LogReader(file_path=files[0]).get_data('scalar', f'train/loss_pha_l1_{term}')]
+    for term in ('pha_l1_unknown', 'pha_l1_foreground', 'err_mse_extra'):
+        values = [r.value for r in LogReader(file_path=files[0]).get_data('scalar', f'train/loss_{term}')]
         assert len(values) == 2 and all(v > 0 for v in values), term
 
 
@@ -449,6 +470,7 @@ def test_missing_dataset_folder_names_the_data_path_entry(tmp_path, capsys):
     (['--max-seconds', '-5'], '--max-seconds must be 0 (no limit) or positive'),
     (['--loss-unknown-weight', '-1'], '--loss-unknown-weight must be 0 (off) or positive'),
     (['--loss-foreground-weight', '-0.5'], '--loss-foreground-weight must be 0 (off) or positive'),
+    (['--loss-error-weight', '-2'], '--loss-error-weight must be 0 (off) or positive'),
     (['--real-kinds', 'translucent=0.3'], '--real-kinds sets the foreground mix of --dataset-name real'),
     (['--shadow-prob', '1.5'], '--shadow-prob is a probability: give a value from 0 to 1, got 1.5'),
     (['--model-last-checkpoint', 'no/such/file.pdparams'], 'no such checkpoint file or folder'),

@@ -41,6 +41,8 @@ BACKBONE_SCALE=${BACKBONE_SCALE:-0.5}
 UNKNOWN_WEIGHT=${UNKNOWN_WEIGHT:-0}
 # train.py --loss-foreground-weight: extra weight on the alpha error in the definite foreground.
 FOREGROUND_WEIGHT=${FOREGROUND_WEIGHT:-0}
+# train.py --loss-error-weight: extra weight on the error prediction, which chooses the refined patches.
+ERROR_WEIGHT=${ERROR_WEIGHT:-0}
 # train.py --real-kinds: the training scenes' foreground mix, e.g. translucent=0.25 (empty: default mix).
 KINDS=${KINDS:-}
 SAMPLE_SIZE=${SAMPLE_SIZE:-384}
@@ -62,7 +64,8 @@ fi
     --dataset-name real --model-backbone mobilenetv2 --device cpu --seed "$SEED" --resume \
     --model-name "$NAME" --model-last-checkpoint "$FROM" --lr-scale "$LR_SCALE" \
     --extra-augmentation --plate-change "$PLATE" ${SHADOW:+--shadow-prob "$SHADOW"} --loss-unknown-weight "$UNKNOWN_WEIGHT" \
-    --loss-foreground-weight "$FOREGROUND_WEIGHT" --real-kinds "$KINDS" --num-workers 1 --no-progress --epoch-end 1000 \
+    --loss-foreground-weight "$FOREGROUND_WEIGHT" --loss-error-weight "$ERROR_WEIGHT" --real-kinds "$KINDS" \
+    --num-workers 1 --no-progress --epoch-end 1000 \
     --batch-size 4 --sample-size "$SAMPLE_SIZE" --crop-size "$CROP_MIN" "$SAMPLE_SIZE" --synthetic-length 2000 --valid-samples 16 \
     --model-backbone-scale "$BACKBONE_SCALE" --model-refine-mode sampling --model-refine-sample-pixels 20000 \
     --log-train-loss-interval 10 --log-train-images-interval 200 --log-valid-interval 100 \

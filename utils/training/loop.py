@@ -104,7 +104,7 @@ def _check_args(args, world_size):
                             f'({args.epoch_start})')
     if args.max_seconds < 0:
         raise TrainingError(f'--max-seconds must be 0 (no limit) or positive, got {args.max_seconds:g}')
-    for option in ('loss_unknown_weight', 'loss_foreground_weight'):
+    for option in ('loss_unknown_weight', 'loss_foreground_weight', 'loss_error_weight'):
         if getattr(args, option) < 0:
             raise TrainingError(f'--{option.replace("_", "-")} must be 0 (off) or positive, '
                                 f'got {getattr(args, option):g}')
@@ -187,26 +187,27 @@ def build_optimizer(model, lrs):
     return paddle.optimizer.Adam(learning_rate=1.0, beta1=0.9, beta2=0.999, epsilon=1e-8, parameters=groups)
 
 
-def forward_losses(model, stage, src, bgr, true_pha, true_fgr, unknown_weight=0.0, foreground_weight=0.0):
+def forward_losses(model, stage, src, bgr, true_pha, true_fgr, unknown_weight=0.0, foreground_weight=0.0,
+                   error_weight=0.0):
     """Run the model and the stage's loss.
 
     Args:
         model: the network (possibly DataParallel-wrapped); stage: 'base' or 'refine'.
         src, bgr: (B, 3, H, W); true_pha (B, 1, H, W); true_fgr (B, 3, H, W).
-        unknown_weight, foreground_weight: --loss-unknown-weight, --loss-foreground-weight
-            (utils.training.losses).
+        unknown_weight, foreground_weight, error_weight: --loss-unknown-weight,
+            --loss-foreground-weight, --loss-error-weight (utils.training.losses).
     Returns:
         (loss scalar tensor, {term name: scalar tensor}, {'pha', 'fgr', 'err'[, 'ref']: outputs})
         with pha/fgr at (H, W); err (and ref) at the coarse resolution in the refine stage.
     """
     if stage == 'base':
         pha, fgr, err = model(src, bgr)[:3]
-        terms = loss_terms_base(pha, fgr, err, true_pha, true_fgr, unknown_weight, foreground_weight)
+        terms = loss_terms_base(pha, fgr, err, true_pha, true_fgr, unknown_weight, foreground_weight, error_weight)
         outputs = {'pha': pha, 'fgr': fgr, 'err': err}
     else:
         pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm = model(src, bgr)
         terms = loss_terms_refine(pha, fgr, pha_sm, fgr_sm, err_sm, true_pha, true_fgr, unknown_weight,
-                                  foreground_weight)
+                                  foreground_weight, error_weight)
         outputs = {'pha': pha, 'fgr': fgr, 'err': err_sm, 'ref': ref_sm}
     return paddle.add_n(list(terms.values())), terms, outputs
 
@@ -580,7 +581,8 @@ class Trainer:
         with paddle.amp.auto_cast(enable=self.amp):
             loss, terms, outputs = forward_losses(self.net, self.args.stage, src, bgr, true_pha, true_fgr,
                                                   self.args.loss_unknown_weight,
-                                                  self.args.loss_foreground_weight)
+                                                  self.args.loss_foreground_weight,
+                                                  self.args.loss_error_weight)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)  # skips the update if the scaled gradients overflowed
@@ -639,7 +641,8 @@ class Trainer:
         kinds = f'kinds {args.real_kinds}, ' if args.real_kinds else ''
         region_losses = ''.join(f'{name} loss x{weight:g}, ' for name, weight in
                                 (('unknown-region', args.loss_unknown_weight),
-                                 ('foreground', args.loss_foreground_weight)) if weight)
+                                 ('foreground', args.loss_foreground_weight),
+                                 ('extra error', args.loss_error_weight)) if weight)
         self.say(f'[TRAIN] stage {args.stage}, {type(self.model).__name__}({args.model_backbone}), data '
                  f'{args.dataset_name}: {len(self.train_set)} train / {len(self.valid_set)} valid samples of '
                  f'{args.sample_size[0]}x{args.sample_size[1]}, crop {args.crop_size}, plate change '

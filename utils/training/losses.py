@@ -25,6 +25,11 @@ so that the few soft pixels that the metrics score are not outweighed by the man
 Also optional (`foreground_weight` > 0, train.py --loss-foreground-weight): the mean L1 alpha
 error over the trimap's definite foreground (`foreground_region`), so that the edge weight does
 not buy sharper edges with holes punched into the subject.
+And (`error_weight` > 0, train.py --loss-error-weight): the error term once more, this many times,
+with its target detached (the official refine term's target is not), so that the features learn to
+predict where the coarse alpha is wrong without that term pulling the coarse alpha towards its
+own predicted error. Sampling refinement re-predicts only the patches with the largest predicted
+error, so on large images the matte is as good as that ranking.
 """
 import paddle
 import paddle.nn.functional as F
@@ -100,9 +105,16 @@ def _region_l1(pred_pha, true_pha, mask):
     return (paddle.abs(pred_pha - true_pha) * mask).sum() / paddle.clip(mask.sum(), min=1.0)
 
 
-def _region_terms(pred_pha, true_pha, unknown_weight, foreground_weight):
-    """The optional region terms: {'pha_l1_unknown'?, 'pha_l1_foreground'?} (weights > 0 only)."""
+def _optional_terms(pred_pha, true_pha, unknown_weight, foreground_weight, error_weight=0.0, pred_err=None,
+                    true_err=None):
+    """The optional terms: {'pha_l1_unknown'?, 'pha_l1_foreground'?, 'err_mse_extra'?} (weights > 0 only).
+
+    pred_err, true_err: the error prediction and its target, both at pred_pha's size (the target
+    is detached here).
+    """
     terms = {}
+    if error_weight > 0:
+        terms['err_mse_extra'] = error_weight * F.mse_loss(pred_err, true_err.detach())
     if unknown_weight > 0:
         terms['pha_l1_unknown'] = unknown_weight * _region_l1(pred_pha, true_pha, unknown_region(true_pha))
     if foreground_weight > 0:
@@ -117,7 +129,7 @@ def _resize(x, size):
 
 
 def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_weight=0.0,
-                    foreground_weight=0.0):
+                    foreground_weight=0.0, error_weight=0.0):
     """The four terms of the base-stage loss, as a dict of scalar tensors.
 
     Args:
@@ -126,9 +138,10 @@ def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_we
         unknown_weight: > 0 adds 'pha_l1_unknown', this times the mean alpha error over the
             unknown region (see the module docstring).
         foreground_weight: > 0 adds 'pha_l1_foreground', the same over the definite foreground.
+        error_weight: > 0 adds 'err_mse_extra', this times 'err_mse' (see the module docstring).
     Returns:
-        {'pha_l1', 'pha_sobel', 'fgr_l1', 'err_mse'[, 'pha_l1_unknown'][, 'pha_l1_foreground']};
-        their sum is `compute_loss_base`.
+        {'pha_l1', 'pha_sobel', 'fgr_l1', 'err_mse'[, 'pha_l1_unknown'][, 'pha_l1_foreground']
+        [, 'err_mse_extra']}; their sum is `compute_loss_base`.
     """
     true_err = paddle.abs(pred_pha.detach() - true_pha)
     true_msk = (true_pha != 0).astype(pred_fgr.dtype)
@@ -138,19 +151,20 @@ def loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_we
         'fgr_l1': F.l1_loss(pred_fgr * true_msk, true_fgr * true_msk),
         'err_mse': F.mse_loss(pred_err, true_err),
     }
-    terms.update(_region_terms(pred_pha, true_pha, unknown_weight, foreground_weight))
+    terms.update(_optional_terms(pred_pha, true_pha, unknown_weight, foreground_weight, error_weight,
+                                 pred_err, true_err))
     return terms
 
 
 def compute_loss_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr, unknown_weight=0.0,
-                      foreground_weight=0.0):
+                      foreground_weight=0.0, error_weight=0.0):
     """Base-stage loss (scalar tensor); see `loss_terms_base` for the shapes."""
     return paddle.add_n(list(loss_terms_base(pred_pha, pred_fgr, pred_err, true_pha, true_fgr,
-                                             unknown_weight, foreground_weight).values()))
+                                             unknown_weight, foreground_weight, error_weight).values()))
 
 
 def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr,
-                      unknown_weight=0.0, foreground_weight=0.0):
+                      unknown_weight=0.0, foreground_weight=0.0, error_weight=0.0):
     """The seven terms of the refine-stage loss, as a dict of scalar tensors.
 
     Args:
@@ -161,9 +175,11 @@ def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
         unknown_weight: > 0 adds 'pha_l1_unknown' at full resolution (as `loss_terms_base`);
             its gradient reaches the coarse alpha through the upsampled pixels not refined.
         foreground_weight: > 0 adds 'pha_l1_foreground' at full resolution, likewise.
+        error_weight: > 0 adds 'err_mse_extra', this times 'err_mse' with a detached target.
     Returns:
         {'pha_l1', 'pha_l1_sm', 'pha_sobel', 'pha_sobel_sm', 'fgr_l1', 'fgr_l1_sm', 'err_mse'
-        [, 'pha_l1_unknown'][, 'pha_l1_foreground']}; their sum is `compute_loss_refine`.
+        [, 'pha_l1_unknown'][, 'pha_l1_foreground'][, 'err_mse_extra']}; their sum is
+        `compute_loss_refine`.
     """
     size_sm = pred_pha_sm.shape[2:]
     size_lg = true_pha.shape[2:]
@@ -173,6 +189,7 @@ def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
     true_msk_sm = (true_pha_sm != 0).astype(pred_fgr_sm.dtype)
     # Not detached, as in the official refine loss (see the module docstring).
     true_err = paddle.abs(_resize(pred_pha_sm, size_lg) - true_pha)
+    pred_err = _resize(pred_err_sm, size_lg)
     terms = {
         'pha_l1': F.l1_loss(pred_pha, true_pha),
         'pha_l1_sm': F.l1_loss(pred_pha_sm, true_pha_sm),
@@ -180,15 +197,16 @@ def loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
         'pha_sobel_sm': F.l1_loss(sobel(pred_pha_sm), sobel(true_pha_sm)),
         'fgr_l1': F.l1_loss(pred_fgr * true_msk, true_fgr * true_msk),
         'fgr_l1_sm': F.l1_loss(pred_fgr_sm * true_msk_sm, true_fgr_sm * true_msk_sm),
-        'err_mse': F.mse_loss(_resize(pred_err_sm, size_lg), true_err),
+        'err_mse': F.mse_loss(pred_err, true_err),
     }
-    terms.update(_region_terms(pred_pha, true_pha, unknown_weight, foreground_weight))
+    terms.update(_optional_terms(pred_pha, true_pha, unknown_weight, foreground_weight, error_weight,
+                                 pred_err, true_err))
     return terms
 
 
 def compute_loss_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm, true_pha, true_fgr,
-                        unknown_weight=0.0, foreground_weight=0.0):
+                        unknown_weight=0.0, foreground_weight=0.0, error_weight=0.0):
     """Refine-stage loss (scalar tensor); see `loss_terms_refine` for the shapes."""
     return paddle.add_n(list(loss_terms_refine(pred_pha, pred_fgr, pred_pha_sm, pred_fgr_sm, pred_err_sm,
-                                               true_pha, true_fgr, unknown_weight,
-                                               foreground_weight).values()))
+                                               true_pha, true_fgr, unknown_weight, foreground_weight,
+                                               error_weight).values()))
