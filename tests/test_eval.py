@@ -358,3 +358,44 @@ def test_cli_device_option(dataset, tmp_path, random_weights, capsys):
                              '--cache-dir', str(tmp_path / 'cache'), '--log-dir', str(tmp_path / 'log')])
     err = capsys.readouterr().err
     assert code == 2 and err.count('\n') == 1 and 'GPU build of PaddlePaddle' in err
+
+
+def _refine_selection_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'refine_selection', os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                         'tools', 'refine_selection.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_worst_patches_are_the_4x4_patches_with_most_error():
+    tool = _refine_selection_tool()
+    error = np.zeros((16, 20))
+    error[4:8, 8:12] = 1.0      # patch (1, 2): 16
+    error[12, 0] = 5.0          # patch (3, 0): 5
+    error[0:4, 16:20] = 0.25    # patch (0, 4): 4
+    mask = tool.worst_patches(error, 2)
+    assert mask.sum() == 2 * 16
+    assert mask[4:8, 8:12].all() and mask[12:16, 0:4].all() and not mask[0:4, 16:20].any()
+
+
+def test_refine_selection_with_a_budget_for_every_patch_is_full_refinement(tmp_path, converted_weights):
+    """With as many refined pixels as the image has, the truth's choice is full refinement (the
+    network's is not quite: sampling skips patches whose predicted error is exactly 0); refining
+    nothing is the coarse matte, which differs."""
+    tool = _refine_selection_tool()
+    rng = np.random.default_rng(0)
+    bgr = rng.random((64, 96, 3)).astype(np.float32)
+    pha = np.zeros((64, 96), np.float32)
+    pha[16:48, 24:72] = 1.0
+    pha[16:48, 20:24] = 0.5
+    src = pha[..., None] * rng.random((1, 1, 3)).astype(np.float32) + (1 - pha[..., None]) * bgr
+    for kind, img in (('src', src), ('bgr', bgr), ('pha', pha), ('trimap', make_trimap(pha) / 255.0)):
+        write_image(str(tmp_path / kind / 'a.png'), img)
+    scores = tool.selection_scores(converted_weights, str(tmp_path), pixels=64 * 96, progress=False)
+    assert set(scores) == {'coarse', 'network', 'truth', 'full'}
+    assert scores['truth'] == pytest.approx(scores['full'])
+    assert scores['coarse'] != pytest.approx(scores['full'])
+    assert scores['network'] != pytest.approx(scores['coarse'])
