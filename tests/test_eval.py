@@ -384,11 +384,12 @@ def test_worst_patches_are_the_4x4_patches_with_most_error():
 def test_refine_selection_with_a_budget_for_every_patch_is_full_refinement(tmp_path, converted_weights):
     """With as many refined pixels as the image has, the truth's choice is full refinement (the
     network's is not quite: sampling skips patches whose predicted error is exactly 0); refining
-    nothing is the coarse matte, which differs."""
+    nothing is the coarse matte, which differs. The composite is not a multiple of 4 in size: it is
+    cropped as eval.py crops it."""
     tool = _refine_selection_tool()
     rng = np.random.default_rng(0)
-    bgr = rng.random((64, 96, 3)).astype(np.float32)
-    pha = np.zeros((64, 96), np.float32)
+    bgr = rng.random((66, 98, 3)).astype(np.float32)
+    pha = np.zeros((66, 98), np.float32)
     pha[16:48, 24:72] = 1.0
     pha[16:48, 20:24] = 0.5
     src = pha[..., None] * rng.random((1, 1, 3)).astype(np.float32) + (1 - pha[..., None]) * bgr

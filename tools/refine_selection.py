@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from model.options import REFINE_DEFAULTS  # noqa: E402
-from utils.evaluation.metrics import quantize_8bit, sad  # noqa: E402
+from utils.evaluation.metrics import crop_to_multiple_of_4, quantize_8bit, sad  # noqa: E402
 from utils.image_io import list_images, read_image  # noqa: E402
 
 PATCH = 4  # the refiner's patch size at full resolution
@@ -57,10 +57,10 @@ def selection_scores(weights, composites, pixels=REFINE_DEFAULTS.refine_sample_p
     if not names:
         raise SystemExit(f'error: no images in {composites}/src: give the folder eval.py --prepare-only prints')
     for name in tqdm(names, desc='composites', disable=not progress):
-        src = read_image(os.path.join(composites, 'src', name))
-        bgr = read_image(os.path.join(composites, 'bgr', name))
-        true_pha = read_image(os.path.join(composites, 'pha', name), mode='gray')
-        trimap = read_image(os.path.join(composites, 'trimap', name), mode='gray')
+        # cropped as eval.py does: the network needs multiples of 4, and so does scoring
+        src, bgr, true_pha, trimap = (
+            crop_to_multiple_of_4(read_image(os.path.join(composites, sub, name), mode))
+            for sub, mode in (('src', 'rgb'), ('bgr', 'rgb'), ('pha', 'gray'), ('trimap', 'gray')))
         pred = {kind: run_model(engine, src, bgr)[0] for kind, engine in engines.items()}
         chosen = worst_patches(np.abs(pred['coarse'] - true_pha), pixels // (PATCH * PATCH))
         pred['truth'] = np.where(chosen, pred['full'], pred['coarse'])
